@@ -1,0 +1,83 @@
+"""Decoding input records into documents, and encoding sandan's output records.
+
+Decoders are built once per document type (msgspec's "reuse decoders"). A record that cannot be
+decoded raises :class:`SchemaError`, whose ``detail`` names the field and the expectation, as
+msgspec reports it (``Expected `str` of length <= 60 - at `$.orderNo```).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from schemas.documents import DOCUMENT_TYPES, Document, DocType
+from schemas.errors import SchemaError
+from schemas.fields import dec_hook, enc_hook
+
+__all__ = (
+    "BUSINESS_KEY_FIELDS",
+    "DEFAULT_MAX_DOCUMENT_BYTES",
+    "decode_document",
+    "encode_json",
+    "readable_fields",
+)
+
+DEFAULT_MAX_DOCUMENT_BYTES = 256 * 1024
+
+# The identifying fields a rejection repeats, where the record lets us read them.
+BUSINESS_KEY_FIELDS = (
+    "guid",
+    "orderNo",
+    "ebpCode",
+    "payCode",
+    "payTransactionId",
+    "logisticsCode",
+    "logisticsNo",
+)
+
+# float_hook=str hands the literal text of every JSON number to dec_hook (see schemas.fields).
+_DECODERS = {
+    doc_type: msgspec.json.Decoder(type_, dec_hook=dec_hook, float_hook=str)
+    for doc_type, type_ in DOCUMENT_TYPES.items()
+}
+_LOOSE = msgspec.json.Decoder(float_hook=str)
+_JSON_ENCODER = msgspec.json.Encoder(enc_hook=enc_hook)
+
+
+def decode_document(
+    doc_type: DocType, raw: bytes | None, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+) -> Document:
+    """Decode one input record's value; raise SchemaError saying what is wrong."""
+    if not raw:
+        raise SchemaError("empty message: expected one JSON object - at `$`")
+    if len(raw) > max_bytes:
+        msg = f"message of {len(raw)} bytes exceeds the limit of {max_bytes} bytes - at `$`"
+        raise SchemaError(msg)
+    try:
+        document: Document = _DECODERS[doc_type].decode(raw)
+    except msgspec.ValidationError as exc:
+        raise SchemaError(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise SchemaError(f"not a JSON document in UTF-8: {exc} - at `$`") from None
+    return document
+
+
+def readable_fields(raw: bytes | None) -> dict[str, str]:
+    """The business key fields of a record that failed to decode, where they are strings."""
+    try:
+        loose: Any = _LOOSE.decode(raw or b"")
+    except (msgspec.DecodeError, RecursionError):
+        return {}
+    if not isinstance(loose, dict):
+        return {}
+    return {
+        name: value
+        for name in BUSINESS_KEY_FIELDS
+        if isinstance(value := loose.get(name), str) and len(value) <= 100  # noqa: PLR2004
+    }
+
+
+def encode_json(value: object) -> bytes:
+    """Encode an output record as JSON (amounts as decimal strings, bytes as base64)."""
+    return _JSON_ENCODER.encode(value)

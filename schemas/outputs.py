@@ -1,0 +1,110 @@
+"""sandan's output records: decisions on ``cbec.release``/``cbec.divert``, rejections on
+``cbec.rejected``, exactly as docs/contract.md names their fields."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from schemas.documents import DocType
+
+__all__ = (
+    "Decision",
+    "DecisionKind",
+    "DivertCode",
+    "DocumentGuids",
+    "Reason",
+    "Rejection",
+    "RejectionCode",
+    "Source",
+)
+
+DecisionKind = Literal["RELEASE", "DIVERT"]
+DivertCode = Literal[
+    "AMOUNT_MISMATCH",
+    "ORDER_ARITHMETIC",
+    "PAYER_MISMATCH",
+    "PAYMENT_REFERENCE_MISMATCH",
+    "CONSIGNEE_MISMATCH",
+    "INVALID_BUYER_ID",
+    "SINGLE_LIMIT_EXCEEDED",
+    "ANNUAL_LIMIT_EXCEEDED",
+    "MISSING_DOCUMENTS",
+    "AMBIGUOUS_WAYBILL",
+]
+RejectionCode = Literal[
+    "SCHEMA", "STALE", "DUPLICATE", "UNKNOWN_DOCUMENT", "TICKET_RELEASED", "DRAFT"
+]
+
+
+class Reason(msgspec.Struct, frozen=True):
+    """Why a ticket is diverted: a code, a human detail and the values that differ.
+
+    ``fields`` maps a field name to ``[order value, other value]`` (values as strings).
+    """
+
+    code: DivertCode
+    detail: str
+    fields: dict[str, list[str | None]] = msgspec.field(default_factory=dict)
+
+
+class DocumentGuids(msgspec.Struct):
+    """The guid of each document version decided on; None where the document is missing."""
+
+    order: str | None = None
+    payment: str | None = None
+    logistics: str | None = None
+
+
+class Decision(msgspec.Struct, kw_only=True):
+    """One decision on one ticket revision (``cbec.release`` or ``cbec.divert``)."""
+
+    ticketId: str  # noqa: N815
+    decision: DecisionKind
+    revision: int
+    decidedAt: str  # noqa: N815 - ISO-8601 UTC, ms
+    orderNo: str  # noqa: N815
+    ebpCode: str | None  # noqa: N815
+    ebcCode: str | None  # noqa: N815
+    payCode: str | None  # noqa: N815
+    payTransactionId: str | None  # noqa: N815
+    logisticsCode: str | None  # noqa: N815
+    logisticsNo: str | None  # noqa: N815
+    buyerIdNumber: str | None  # noqa: N815
+    buyerName: str | None  # noqa: N815
+    acturalPaid: Decimal | None  # noqa: N815
+    dutiableValue: Decimal | None  # noqa: N815
+    fullTax: bool  # noqa: N815
+    documents: DocumentGuids
+    firstSeenAt: str  # noqa: N815
+    completedAt: str | None  # noqa: N815
+    reasons: list[Reason] | msgspec.UnsetType = msgspec.UNSET
+    missing: list[DocType] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Source(msgspec.Struct):
+    """Where a rejected record was read."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class Rejection(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A record sandan did not accept (``cbec.rejected``); ``raw`` is encoded as base64."""
+
+    code: RejectionCode
+    detail: str
+    docType: DocType  # noqa: N815
+    guid: str | None = None
+    orderNo: str | None = None  # noqa: N815
+    ebpCode: str | None = None  # noqa: N815
+    payCode: str | None = None  # noqa: N815
+    payTransactionId: str | None = None  # noqa: N815
+    logisticsCode: str | None = None  # noqa: N815
+    logisticsNo: str | None = None  # noqa: N815
+    source: Source
+    raw: bytes
