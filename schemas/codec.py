@@ -55,11 +55,21 @@ def decode_document(
         msg = f"message of {len(raw)} bytes exceeds the limit of {max_bytes} bytes - at `$`"
         raise SchemaError(msg)
     try:
+        # msgspec raises UnicodeDecodeError on bad UTF-8 in a known field, and skips unknown
+        # fields without checking theirs: validate the whole message first.
+        raw.decode()
+    except UnicodeDecodeError as exc:
+        msg = f"not a JSON document in UTF-8: {exc.reason} (byte {exc.start}) - at `$`"
+        raise SchemaError(msg) from None
+    try:
         document: Document = _DECODERS[doc_type].decode(raw)
     except msgspec.ValidationError as exc:
         raise SchemaError(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise SchemaError(f"not a JSON document in UTF-8: {exc} - at `$`") from None
+    except RecursionError:
+        # Deeply nested arrays/objects (in an ignored field) exhaust msgspec's recursion limit.
+        raise SchemaError("not a JSON document: nested too deeply - at `$`") from None
     return document
 
 
@@ -67,7 +77,7 @@ def readable_fields(raw: bytes | None) -> dict[str, str]:
     """The business key fields of a record that failed to decode, where they are strings."""
     try:
         loose: Any = _LOOSE.decode(raw or b"")
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return {}
     if not isinstance(loose, dict):
         return {}

@@ -48,7 +48,8 @@ __all__ = (
     "parse_timestamp",
 )
 
-AMOUNT_TEXT = re.compile(r"\d{1,14}(?:\.\d{1,5})?")
+# ASCII digits only: ``\d`` would also take full-width and other Unicode digits ("４９７").
+AMOUNT_TEXT = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,5})?")
 TIMESTAMP_TEXT = r"^\d{14}$"
 
 
@@ -70,7 +71,7 @@ C100 = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 C200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 C250 = Annotated[str, msgspec.Meta(min_length=1, max_length=250)]
 C510 = Annotated[str, msgspec.Meta(min_length=1, max_length=510)]
-OptC6 = Annotated[str, msgspec.Meta(max_length=6)]
+OptC6 = Annotated[str, msgspec.Meta(max_length=6, pattern=r"^(?:.{6})?$")]  # C6: "" or 6 chars
 OptC18 = Annotated[str, msgspec.Meta(max_length=18)]
 OptC30 = Annotated[str, msgspec.Meta(max_length=30)]
 OptC37 = Annotated[str, msgspec.Meta(max_length=37)]

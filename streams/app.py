@@ -1,0 +1,82 @@
+"""The faust app: the worker's frame (lifecycle, signals, logging, web views) around the engine.
+
+faust's per-event agents and tables cannot carry sandan's load (docs/design.md, "What the
+measurements say"), so the processing runs in :class:`streams.engine.Engine`, started here as a
+faust service; faust gives it the worker process, its web server and the CLI plumbing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from mode import Service
+
+from streams.engine import Engine
+from streams.pipeline import SandanPipeline
+from streams.settings import Settings
+
+__all__ = ("EngineService", "create_app")
+
+log = logging.getLogger(__name__)
+
+
+class EngineService(Service):  # type: ignore[misc]  # mode is untyped
+    """Runs the engine for the lifetime of the faust worker."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = SandanPipeline(settings)
+        self.engine = Engine(settings, self.pipeline)
+
+    async def on_start(self) -> None:
+        await self.engine.start()
+        self.add_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self.engine.run()
+        except Exception:
+            log.exception("the engine stopped on an error; stopping the worker")
+            self._crash_worker()
+            raise
+
+    def _crash_worker(self) -> None:
+        # A failed transaction leaves the consumer past uncommitted records: only a restart
+        # (which resumes from the committed offsets and restores state) is safe.
+        import os  # noqa: PLC0415
+
+        os._exit(70)
+
+    async def on_stop(self) -> None:
+        await self.engine.stop()
+
+
+def create_app(settings: Settings) -> faust.App:
+    """The faust app with the engine service and the status views."""
+    app = faust.App(
+        settings.topic("sandan-frame"),
+        broker=[f"kafka://{address}" for address in settings.brokers.split(",")],
+        datadir=str(settings.data_dir / "faust"),
+        web_host="127.0.0.1",
+        web_port=settings.web_port,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+    )
+    service = EngineService(settings, loop=None)
+    app.service(service)
+
+    @app.page("/status")
+    async def status(web: Any, request: Any) -> Any:
+        return web.json(
+            {
+                "ready": bool(service.engine.assignment),
+                "partitions": sorted(service.engine.assignment),
+                "batches": service.engine.batches,
+                "records": service.engine.records,
+                "counts": dict(service.pipeline.counts),
+            }
+        )
+
+    return app

@@ -1,0 +1,178 @@
+"""The batched, transactional loop that drives the stages (all of sandan's Kafka I/O).
+
+One iteration: poll a batch of records from every assigned partition, let the pipeline turn it
+(and any due timers) into output records, then produce the outputs and commit the consumed
+offsets in **one Kafka transaction**. Only after the commit does the pipeline make its state
+changes durable in the local store, so the local store never holds anything the changelog does
+not (the Kafka Streams EOS model: the changelog is the truth, RocksDB a cache of it).
+
+A rebalance waits for the batch in flight to commit (``_lock``) before partitions move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+from streams.settings import Settings
+from streams.topics import MAX_MESSAGE_BYTES, Topics
+
+__all__ = ("Engine", "Output", "Pipeline")
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS_PER_BATCH = 20_000
+POLL_TIMEOUT_MS = 100
+
+
+class Output(NamedTuple):
+    """One record to produce; ``partition`` None lets the producer's partitioner choose."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+
+
+class Pipeline(Protocol):
+    """What the engine drives: pure batch processing plus the state lifecycle."""
+
+    def process(self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int) -> list[Output]:
+        """Turn a batch of records into outputs, keeping the state changes pending."""
+
+    def tick(self, now_ms: int) -> list[Output]:
+        """Outputs of timers due at ``now_ms`` (state changes pending)."""
+
+    def commit(self) -> None:
+        """The transaction holding the pending changes committed: make them durable locally."""
+
+    def rollback(self) -> None:
+        """The transaction aborted: forget the pending changes."""
+
+    async def assign(self, partitions: set[int]) -> None:
+        """Partitions (numbers, the same on every topic) now owned: restore their state."""
+
+    async def revoke(self, partitions: set[int]) -> None:
+        """Partitions no longer owned: release their state."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base class
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self._engine.lock:  # the batch in flight commits first
+            partitions = {tp.partition for tp in revoked}
+            self._engine.assignment -= partitions
+            await self._engine.pipeline.revoke(partitions)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        async with self._engine.lock:
+            partitions = {tp.partition for tp in assigned}
+            await self._engine.pipeline.assign(partitions)
+            self._engine.assignment |= partitions
+
+
+class Engine:
+    """Consumer, transactional producer and the loop between them."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.topics = Topics(settings)
+        self.pipeline = pipeline
+        self.lock = asyncio.Lock()
+        self.group_id = settings.topic("sandan")
+        self.batches = 0
+        self.records = 0
+        self.assignment: set[int] = set()
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Connect; the clients are made here, inside the running event loop."""
+        settings = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.brokers,
+            group_id=self.group_id,
+            client_id=f"sandan-{settings.worker_id}",
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            fetch_max_bytes=64 * 1024 * 1024,
+            fetch_max_wait_ms=POLL_TIMEOUT_MS,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            rebalance_timeout_ms=60_000,
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.brokers,
+            client_id=f"sandan-{settings.worker_id}",
+            transactional_id=f"{settings.topic_prefix}sandan-{settings.worker_id}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            max_request_size=2 * MAX_MESSAGE_BYTES,
+            transaction_timeout_ms=30_000,
+        )
+        # The transactional producer starts first: initialising its id aborts whatever a
+        # crashed predecessor with the same id left open, before any state is restored.
+        await self.producer.start()
+        self.consumer.subscribe(list(self.topics.consumed), listener=_Rebalance(self))
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def run(self) -> None:
+        """Process batches until stopped; an infrastructure error ends the run (and the worker)."""
+        while not self._stopping:
+            batch = await self.consumer.getmany(
+                timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_BATCH
+            )
+            async with self.lock:
+                await self._step(batch)
+
+    async def _step(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        now_ms = int(time.time() * 1000)
+        records = [record for records in batch.values() for record in records]
+        try:
+            outputs = self.pipeline.process(records, now_ms) if records else []
+            outputs += self.pipeline.tick(now_ms)
+            if not records and not outputs:
+                return
+            await self._produce_transaction(outputs, batch)
+        except BaseException:
+            self.pipeline.rollback()
+            raise
+        self.pipeline.commit()
+        self.batches += 1
+        self.records += len(records)
+
+    async def _produce_transaction(
+        self, outputs: list[Output], batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> None:
+        producer = self.producer
+        await producer.begin_transaction()
+        try:
+            send = producer.send
+            for topic, key, value, partition in outputs:
+                await send(topic, value, key=key, partition=partition)
+            if batch:
+                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+                await producer.send_offsets_to_transaction(offsets, self.group_id)
+            await producer.commit_transaction()
+        except BaseException:
+            log.exception("transaction failed; aborting it")
+            await asyncio.shield(producer.abort_transaction())
+            raise

@@ -1,0 +1,73 @@
+"""The topics sandan reads, writes and owns, and their creation.
+
+Input and output topics are the contract's; internal topics carry the prefix too:
+
+    {prefix}sandan-repartition   documents whose producer key does not lead to their ticket's
+                                 partition, re-keyed by orderNo
+    {prefix}sandan-ledger        clean tickets keyed by buyerIdNumber, for the buyer ledger
+    {prefix}sandan-outcomes      the ledger's outcome, back to the ticket's partition
+    {prefix}sandan-tickets-changelog, {prefix}sandan-ledger-changelog
+                                 compacted changelogs: the truth behind the local RocksDB state
+
+All of them have the same partition count, so partition ``p`` of every topic belongs to the
+worker that owns partition ``p`` (range assignment).
+"""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+__all__ = ("INPUT_KINDS", "Topics", "create_topics")
+
+INPUT_KINDS = ("order", "payment", "logistics")
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+class Topics:
+    """The full topic names for one prefix."""
+
+    def __init__(self, settings: Settings) -> None:
+        t = settings.topic
+        self.order, self.payment, self.logistics = t("order"), t("payment"), t("logistics")
+        self.release, self.divert, self.rejected = t("release"), t("divert"), t("rejected")
+        self.repartition = t("sandan-repartition")
+        self.ledger = t("sandan-ledger")
+        self.outcomes = t("sandan-outcomes")
+        self.tickets_changelog = t("sandan-tickets-changelog")
+        self.ledger_changelog = t("sandan-ledger-changelog")
+        self.inputs = (self.order, self.payment, self.logistics)
+        self.doc_type_of = dict(zip(self.inputs, INPUT_KINDS, strict=True))
+        self.outputs = (self.release, self.divert, self.rejected)
+        self.internal = (self.repartition, self.ledger, self.outcomes)
+        self.changelogs = (self.tickets_changelog, self.ledger_changelog)
+        self.consumed = (*self.inputs, *self.internal)
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.inputs, *self.outputs, *self.internal, *self.changelogs)
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Create every topic that does not exist yet; return the names created."""
+    topics = Topics(settings)
+    big = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    compacted = {**big, "cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+    wanted = [
+        NewTopic(name, settings.partitions, 1, topic_configs=compacted if name in topics.changelogs else big)
+        for name in topics.all()
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.brokers, request_timeout_ms=30000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic for topic in wanted if topic.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them meanwhile
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
