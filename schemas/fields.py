@@ -48,7 +48,7 @@ __all__ = (
     "parse_timestamp",
 )
 
-# ASCII digits only: ``\d`` would also take full-width and other Unicode digits ("４９７").
+# ASCII digits only: ``\d`` would also take full-width and other Unicode digits (U+FF10...).
 AMOUNT_TEXT = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,5})?")
 TIMESTAMP_TEXT = r"^\d{14}$"
 

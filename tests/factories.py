@@ -31,7 +31,7 @@ _EXAMPLES = {name: json.loads((_DATA / f"{name}.json").read_text()) for name in 
 
 
 def _build(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    document = copy.deepcopy(_EXAMPLES[name])
+    document: dict[str, Any] = copy.deepcopy(_EXAMPLES[name])
     for field, value in overrides.items():
         if value is _DROP:
             document.pop(field, None)

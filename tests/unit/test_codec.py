@@ -213,7 +213,7 @@ def test_invalid_utf8_in_an_ignored_key_rejected(doc_type):
 
 @pytest.mark.parametrize("escape", [b"\\ud800", b"\\udfff", b"\\ud800x"])
 def test_escaped_lone_surrogate_rejected(escape):
-    raw, at = with_bytes_after(EXAMPLES["order"], b'"orderNo": "SO', escape)
+    raw, _ = with_bytes_after(EXAMPLES["order"], b'"orderNo": "SO', escape)
     detail = reject("order", raw)
     assert detail.startswith(f"{NOT_UTF8}: JSON is malformed: ")
     assert detail.endswith(" - at `$`")
