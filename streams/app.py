@@ -51,6 +51,7 @@ class EngineService(Service):  # type: ignore[misc]  # mode is untyped
 
     async def on_stop(self) -> None:
         await self.engine.stop()
+        self.pipeline.close()
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -12,6 +12,7 @@ A rebalance waits for the batch in flight to commit (``_lock``) before partition
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -39,19 +40,19 @@ class Output(NamedTuple):
     key: bytes | None
     value: bytes | None
     partition: int | None = None
+    headers: list[tuple[str, bytes]] | None = None
 
 
 class Pipeline(Protocol):
     """What the engine drives: pure batch processing plus the state lifecycle."""
 
     def process(self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int) -> list[Output]:
-        """Turn a batch of records into outputs, keeping the state changes pending."""
+        """Turn a batch of records (maybe none) and the timers due at ``now_ms`` into outputs,
+        keeping the state changes pending."""
 
-    def tick(self, now_ms: int) -> list[Output]:
-        """Outputs of timers due at ``now_ms`` (state changes pending)."""
-
-    def commit(self) -> None:
-        """The transaction holding the pending changes committed: make them durable locally."""
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """The transaction holding the pending changes committed (``offsets``: the last offset
+        it wrote per topic and partition): make the changes durable locally."""
 
     def rollback(self) -> None:
         """The transaction aborted: forget the pending changes."""
@@ -147,32 +148,41 @@ class Engine:
         now_ms = int(time.time() * 1000)
         records = [record for records in batch.values() for record in records]
         try:
-            outputs = self.pipeline.process(records, now_ms) if records else []
-            outputs += self.pipeline.tick(now_ms)
-            if not records and not outputs:
-                return
-            await self._produce_transaction(outputs, batch)
+            outputs = self.pipeline.process(records, now_ms)
+            written = await self._produce_transaction(outputs, batch) if outputs or records else {}
         except BaseException:
             self.pipeline.rollback()
             raise
-        self.pipeline.commit()
-        self.batches += 1
-        self.records += len(records)
+        self.pipeline.commit(written)
+        if records:
+            self.batches += 1
+            self.records += len(records)
 
     async def _produce_transaction(
         self, outputs: list[Output], batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
-    ) -> None:
+    ) -> dict[tuple[str, int], int]:
+        """Produce ``outputs`` and commit the batch's offsets in one transaction; return the
+        last offset written per topic and partition."""
         producer = self.producer
         await producer.begin_transaction()
         try:
             send = producer.send
-            for topic, key, value, partition in outputs:
-                await send(topic, value, key=key, partition=partition)
+            futures = [
+                await send(topic, value, key=key, partition=partition, headers=headers)
+                for topic, key, value, partition, headers in outputs
+            ]
             if batch:
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
                 await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()
         except BaseException:
             log.exception("transaction failed; aborting it")
-            await asyncio.shield(producer.abort_transaction())
+            with contextlib.suppress(Exception):
+                await asyncio.shield(producer.abort_transaction())
             raise
+        written: dict[tuple[str, int], int] = {}
+        for future in futures:
+            metadata = future.result()
+            where = (metadata.topic, metadata.partition)
+            written[where] = max(written.get(where, -1), metadata.offset)
+        return written

@@ -1,20 +1,63 @@
-"""The stages wired together for the engine: intake, then the ticket and ledger stages."""
+"""The stages wired together for the engine: intake, the ticket stage and the buyer ledger.
+
+Per batch, every group (orderNo) and buyer touched is read once, changed in memory by the
+pure stages, and written once, as a changelog record and a staged local write.
+
+Routing (all internal topics are co-partitioned with the inputs, see streams/topics.py):
+
+    input record ─validate─► SCHEMA/DRAFT rejection
+        │ on its ticket's partition?  yes ─► ticket stage
+        └─ no ─► {prefix}sandan-repartition (key orderNo, origin in headers) ─► ticket stage
+    ticket stage ─► decisions, rejections, {prefix}sandan-ledger (key buyerIdNumber)
+    ledger stage ─► release / divert, {prefix}sandan-outcomes ─► ticket stage
+"""
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
+import msgspec
 from aiokafka import ConsumerRecord
 
+from matchers import Limits
 from schemas.codec import encode_json
-from schemas.outputs import Rejection, Source
+from schemas.documents import Document, DocType
+from schemas.fields import enc_hook
+from schemas.keys import murmur2_partition
+from schemas.outputs import Decision, Rejection, Source
 from streams.engine import Output
 from streams.intake import Incoming, validate
+from streams.ledger import BuyerLedger, decide
 from streams.settings import Settings
+from streams.store import Store
+from streams.tickets import (
+    Group,
+    KeyedRejection,
+    LedgerRequest,
+    Outcome,
+    Rules,
+    TicketBook,
+    next_due,
+)
 from streams.topics import Topics
 
 __all__ = ("SandanPipeline",)
+
+MAX_TIMERS_PER_BATCH = 5_000
+_ORIGIN = struct.Struct(">iqq")  # partition, offset, timestamp of the original record
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
+_decode_group = msgspec.msgpack.Decoder(Group).decode
+_decode_ledger = msgspec.msgpack.Decoder(BuyerLedger).decode
+_decode_request = msgspec.msgpack.Decoder(LedgerRequest).decode
+_decode_outcome = msgspec.msgpack.Decoder(Outcome).decode
+
+
+def _group_due(value: bytes) -> int | None:
+    return next_due(_decode_group(value))
 
 
 class SandanPipeline:
@@ -24,42 +67,183 @@ class SandanPipeline:
         self.settings = settings
         self.topics = Topics(settings)
         self.counts: Counter[str] = Counter()
+        self.rules = Rules(
+            window_ms=int(settings.window * 1000),
+            retention_ms=int(settings.retention * 1000),
+            limits=Limits(single_limit=settings.single_limit, annual_limit=settings.annual_limit),
+            max_document_bytes=settings.max_document_bytes,
+        )
+        state = Path(settings.data_dir) / "state"
+        self.tickets = Store(state / "tickets", self.topics.tickets_changelog, due=_group_due)
+        self.ledger = Store(state / "ledger", self.topics.ledger_changelog)
+        self.partitions: set[int] = set()
+        self._groups: dict[tuple[int, str], Group] = {}
+        self._buyers: dict[tuple[int, str], BuyerLedger] = {}
+        self._outputs: list[Output] = []
+        self._pending_counts: Counter[str] = Counter()
+
+    # -- the batch ------------------------------------------------------------------------
 
     def process(self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int) -> list[Output]:
-        outputs: list[Output] = []
-        doc_type_of = self.topics.doc_type_of
-        max_bytes = self.settings.max_document_bytes
+        topics = self.topics
         for record in records:
-            doc_type = doc_type_of.get(record.topic)
-            if doc_type is None:
-                continue
-            incoming = Incoming(
-                doc_type,
-                record.key,
-                record.value,
-                Source(record.topic, record.partition, record.offset, record.timestamp),
+            topic = record.topic
+            doc_type = topics.doc_type_of.get(topic)
+            if doc_type is not None:
+                self._on_input(record, doc_type, now_ms)
+            elif topic == topics.repartition:
+                self._on_repartitioned(record, now_ms)
+            elif topic == topics.ledger:
+                self._on_ledger_request(record, now_ms)
+            elif topic == topics.outcomes:
+                outcome = _decode_outcome(record.value)
+                book = TicketBook(self.rules, record.partition)
+                book.on_outcome(self._group(record.partition, outcome.order_no), outcome, now_ms)
+                self._emit(book)
+        self._fire_timers(now_ms)
+        return self._flush()
+
+    def _on_input(self, record: ConsumerRecord[bytes, bytes], doc_type: DocType, now_ms: int) -> None:
+        source = Source(record.topic, record.partition, record.offset, record.timestamp)
+        incoming = Incoming(doc_type, record.key, record.value, source)
+        self._pending_counts[f"in.{doc_type}"] += 1
+        result = validate(incoming, self.rules.max_document_bytes)
+        if isinstance(result, Rejection):
+            self._output_rejection(incoming.key, result)
+            return
+        owner = murmur2_partition(result.orderNo.encode(), self.settings.partitions)
+        if owner == record.partition:
+            self._on_document(owner, incoming, result, now_ms)
+            return
+        headers = [
+            ("doc", doc_type.encode()),
+            ("topic", record.topic.encode()),
+            ("origin", _ORIGIN.pack(record.partition, record.offset, record.timestamp)),
+        ]
+        if record.key is not None:
+            headers.append(("key", record.key))
+        self._outputs.append(
+            Output(self.topics.repartition, result.orderNo.encode(), record.value, owner, headers)
+        )
+
+    def _on_repartitioned(self, record: ConsumerRecord[bytes, bytes], now_ms: int) -> None:
+        headers = dict(record.headers)
+        partition, offset, timestamp = _ORIGIN.unpack(headers["origin"])
+        doc_type: DocType = headers["doc"].decode()  # type: ignore[assignment]  # we wrote it
+        source = Source(headers["topic"].decode(), partition, offset, timestamp)
+        incoming = Incoming(doc_type, headers.get("key"), record.value, source)
+        result = validate(incoming, self.rules.max_document_bytes)
+        if isinstance(result, Rejection):  # cannot happen: it was valid before repartitioning
+            self._output_rejection(incoming.key, result)
+            return
+        self._on_document(record.partition, incoming, result, now_ms)
+
+    def _on_document(self, partition: int, incoming: Incoming, document: Document, now_ms: int) -> None:
+        book = TicketBook(self.rules, partition)
+        book.on_document(self._group(partition, document.orderNo), incoming, document, now_ms)
+        self._emit(book)
+
+    def _on_ledger_request(self, record: ConsumerRecord[bytes, bytes], now_ms: int) -> None:
+        request = _decode_request(record.value)
+        ledger = self._buyer(record.partition, request.buyer)
+        decision, outcome = decide(ledger, request, self.settings.annual_limit, now_ms)
+        self._output_decision(decision)
+        self._outputs.append(
+            Output(
+                self.topics.outcomes,
+                outcome.order_no.encode(),
+                _encoder.encode(outcome),
+                request.ticket_partition,
             )
-            result = validate(incoming, max_bytes)
-            self.counts[f"in.{doc_type}"] += 1
-            if isinstance(result, Rejection):
-                outputs.append(self._rejected(incoming, result))
+        )
+
+    def _fire_timers(self, now_ms: int) -> None:
+        for partition in sorted(self.partitions):
+            for key in list(self.tickets.due(partition, now_ms, MAX_TIMERS_PER_BATCH)):
+                book = TicketBook(self.rules, partition)
+                book.on_timer(self._group(partition, key.decode()), now_ms)
+                self._emit(book)
+
+    # -- state, read once and written once per batch ----------------------------------------
+
+    def _group(self, partition: int, order_no: str) -> Group:
+        group = self._groups.get((partition, order_no))
+        if group is None:
+            stored = self.tickets.get(partition, order_no.encode())
+            group = _decode_group(stored) if stored is not None else Group(order_no)
+            self._groups[(partition, order_no)] = group
+        return group
+
+    def _buyer(self, partition: int, buyer: str) -> BuyerLedger:
+        ledger = self._buyers.get((partition, buyer))
+        if ledger is None:
+            stored = self.ledger.get(partition, buyer.encode())
+            ledger = _decode_ledger(stored) if stored is not None else BuyerLedger()
+            self._buyers[(partition, buyer)] = ledger
+        return ledger
+
+    def _flush(self) -> list[Output]:
+        outputs = self._outputs
+        for (partition, order_no), group in self._groups.items():
+            value = _encoder.encode(group) if group.tickets else None
+            outputs.append(self.tickets.put(partition, order_no.encode(), value))
+        for (partition, buyer), ledger in self._buyers.items():
+            outputs.append(self.ledger.put(partition, buyer.encode(), _encoder.encode(ledger)))
+        self._groups = {}
+        self._buyers = {}
+        self._outputs = []
         return outputs
 
-    def _rejected(self, incoming: Incoming, rejection: Rejection) -> Output:
-        self.counts[f"rejected.{rejection.code}"] += 1
-        return Output(self.topics.rejected, incoming.key, encode_json(rejection))
+    # -- what the stages emit ---------------------------------------------------------------
 
-    def tick(self, now_ms: int) -> list[Output]:
-        return []
+    def _emit(self, book: TicketBook) -> None:
+        for item in book.emitted:
+            if isinstance(item, Decision):
+                self._output_decision(item)
+            elif isinstance(item, KeyedRejection):
+                self._output_rejection(item.key, item.rejection)
+            else:
+                partition = murmur2_partition(item.buyer.encode(), self.settings.partitions)
+                self._outputs.append(
+                    Output(self.topics.ledger, item.buyer.encode(), _encoder.encode(item), partition)
+                )
 
-    def commit(self) -> None:
-        pass
+    def _output_decision(self, decision: Decision) -> None:
+        self._pending_counts[f"{decision.decision.lower()}"] += 1
+        if decision.decision == "DIVERT" and decision.reasons:
+            for reason in decision.reasons:
+                self._pending_counts[f"divert.{reason.code}"] += 1
+        topic = self.topics.release if decision.decision == "RELEASE" else self.topics.divert
+        self._outputs.append(Output(topic, decision.ticketId.encode(), encode_json(decision)))
+
+    def _output_rejection(self, key: bytes | None, rejection: Rejection) -> None:
+        self._pending_counts[f"rejected.{rejection.code}"] += 1
+        self._outputs.append(Output(self.topics.rejected, key, encode_json(rejection)))
+
+    # -- transaction and partition lifecycle ------------------------------------------------
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.tickets.commit({p: o for (t, p), o in offsets.items() if t == self.tickets.changelog})
+        self.ledger.commit({p: o for (t, p), o in offsets.items() if t == self.ledger.changelog})
+        self.counts.update(self._pending_counts)
+        self._pending_counts.clear()
 
     def rollback(self) -> None:
-        pass
+        self.tickets.rollback()
+        self.ledger.rollback()
+        self._groups, self._buyers, self._outputs = {}, {}, []
+        self._pending_counts.clear()
 
     async def assign(self, partitions: set[int]) -> None:
-        pass
+        brokers = self.settings.brokers
+        restored = await self.tickets.restore(brokers, partitions)
+        restored += await self.ledger.restore(brokers, partitions)
+        self.counts["restored"] += restored
+        self.partitions |= partitions
 
     async def revoke(self, partitions: set[int]) -> None:
-        pass
+        self.partitions -= partitions
+
+    def close(self) -> None:
+        self.tickets.close()
+        self.ledger.close()

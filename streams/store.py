@@ -1,0 +1,164 @@
+"""Local state in RocksDB (rocksdict), the cache of a compacted changelog topic.
+
+One database per stage and worker; every key starts with its partition::
+
+    b"v" || partition (u16 BE) || key                  -> value bytes
+    b"t" || partition (u16 BE) || due_ms (u64 BE) || key -> b""   timer index, oldest first
+    b"c" || partition (u16 BE)                          -> next changelog offset (u64 BE)
+
+Writes are staged in memory (``put``) while a transaction is open; each staged write is also a
+changelog record for the engine to produce in that transaction. Only after the transaction
+commits does ``commit`` write them, with the changelog offsets they reached, in one
+WriteBatch; ``rollback`` forgets them. So the database only ever holds committed changelog
+state, and ``restore`` resumes from the stored offset. Timer index entries are never deleted on
+update: a stale entry is found stale when it fires (the group's real due time is later).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+from streams.engine import Output
+
+__all__ = ("Store",)
+
+_U16 = struct.Struct(">H")
+_U64 = struct.Struct(">Q")
+RESTORE_POLL_RECORDS = 20_000
+_UNSTAGED = object()
+
+
+class Store:
+    """A partitioned key-value store staged per transaction, backed by a changelog topic."""
+
+    def __init__(
+        self, path: Path, changelog: str, due: Callable[[bytes], int | None] | None = None
+    ) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_write_buffer_size(32 * 1024 * 1024)
+        options.set_max_write_buffer_number(3)
+        self._db = Rdict(str(path), options)
+        # The changelog is the durable copy: no write-ahead log, a crash loses at most what
+        # the changelog still has (and the offset saved beside it says so).
+        self._write_options = WriteOptions()
+        self._write_options.disable_wal = True
+        self.changelog = changelog
+        self._due = due
+        self._staged: dict[tuple[int, bytes], bytes | None] = {}
+        self._timers: list[bytes] = []
+        self._fired: list[bytes] = []
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reads and staged writes ----------------------------------------------------------
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        staged = self._staged.get((partition, key), _UNSTAGED)
+        if staged is not _UNSTAGED:
+            return staged  # type: ignore[return-value]  # bytes | None once staged
+        value: bytes | None = self._db.get(b"v" + _U16.pack(partition) + key)
+        return value
+
+    def put(self, partition: int, key: bytes, value: bytes | None) -> Output:
+        """Stage a write (None deletes); return its changelog record."""
+        self._staged[(partition, key)] = value
+        if value is not None and self._due is not None:
+            due = self._due(value)
+            if due is not None:
+                self._timers.append(_timer_key(partition, due, key))
+        return Output(self.changelog, key, value, partition)
+
+    def due(self, partition: int, now_ms: int, limit: int) -> Iterator[bytes]:
+        """Keys of ``partition`` with a timer at or before ``now_ms`` (oldest first); each
+        timer entry returned is removed on commit."""
+        prefix = b"t" + _U16.pack(partition)
+        it = self._db.iter()
+        it.seek(prefix)
+        count = 0
+        while it.valid() and count < limit:
+            entry: bytes = it.key()
+            if not entry.startswith(prefix) or _U64.unpack_from(entry, 3)[0] > now_ms:
+                break
+            self._fired.append(entry)
+            yield entry[11:]
+            count += 1
+            it.next()
+
+    def commit(self, offsets: dict[int, int]) -> None:
+        """The transaction committed; ``offsets`` are the last changelog offsets it wrote."""
+        batch = WriteBatch(raw_mode=True)
+        for (partition, key), value in self._staged.items():
+            db_key = b"v" + _U16.pack(partition) + key
+            if value is None:
+                batch.delete(db_key)
+            else:
+                batch.put(db_key, value)
+        for entry in self._fired:
+            batch.delete(entry)
+        for entry in self._timers:
+            batch.put(entry, b"")
+        for partition, offset in offsets.items():
+            batch.put(b"c" + _U16.pack(partition), _U64.pack(offset + 1))
+        self._db.write(batch, self._write_options)
+        self.rollback()
+
+    def rollback(self) -> None:
+        self._staged.clear()
+        self._timers.clear()
+        self._fired.clear()
+
+    # -- restore --------------------------------------------------------------------------
+
+    def checkpoint(self, partition: int) -> int:
+        stored = self._db.get(b"c" + _U16.pack(partition))
+        return _U64.unpack(stored)[0] if stored else 0
+
+    async def restore(self, brokers: str, partitions: set[int]) -> int:
+        """Apply the committed changelog past each partition's checkpoint; return the count."""
+        if not partitions:
+            return 0
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=brokers,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        await consumer.start()
+        applied = 0
+        try:
+            tps = [TopicPartition(self.changelog, p) for p in partitions]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            todo = {}
+            for tp in tps:
+                start = self.checkpoint(tp.partition)
+                if start < ends[tp]:
+                    consumer.seek(tp, start)
+                    todo[tp] = ends[tp]
+            while todo:
+                batch = await consumer.getmany(*todo, timeout_ms=500, max_records=RESTORE_POLL_RECORDS)
+                for tp, records in batch.items():
+                    for record in records:
+                        self.put(tp.partition, record.key, record.value)
+                    if records:
+                        self.commit({tp.partition: records[-1].offset})
+                        applied += len(records)
+                for tp in list(todo):
+                    if await consumer.position(tp) >= todo[tp]:
+                        del todo[tp]
+        finally:
+            await consumer.stop()
+        return applied
+
+
+def _timer_key(partition: int, due_ms: int, key: bytes) -> bytes:
+    return b"t" + _U16.pack(partition) + _U64.pack(max(due_ms, 0)) + key

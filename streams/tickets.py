@@ -1,0 +1,412 @@
+"""The ticket stage's state machine: pure, no I/O, no clock (time comes in as ``now_ms``).
+
+State is kept per ``orderNo`` (the partition key) as a :class:`Group` of the tickets sharing it:
+normally one, ``{ebpCode}:{orderNo}``, sometimes also the waybill-only ticket ``:{orderNo}`` or a
+second platform's ticket. Keeping them together makes waybill placement a local decision.
+
+A ticket's life (docs/contract.md, "Tickets" and "Where the contract leaves a choice")::
+
+    OPEN ──complete & clean──► PENDING (at the buyer ledger) ──released──► RELEASED
+      ▲  └─complete & failing rules, window closed incomplete, ambiguous waybill: DIVERT
+      └──────────────────────────────── not released ◄┘
+
+Records reaching a PENDING ticket are parked and replayed when the ledger's outcome is back.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal, NamedTuple, TypeVar
+
+import msgspec
+
+from matchers import Limits, evaluate
+from matchers.limits import dutiable_value
+from schemas.codec import decode_document
+from schemas.documents import Document, DocType, Logistics, Order, Payment
+from schemas.keys import ticket_id
+from schemas.outputs import Decision, DocumentGuids, Reason, Rejection, RejectionCode, Source
+from streams.intake import Incoming, reject
+from streams.timefmt import iso_ms
+
+__all__ = (
+    "DOC_TYPES",
+    "Group",
+    "KeyedRejection",
+    "LedgerRequest",
+    "Outcome",
+    "Rules",
+    "StoredDoc",
+    "Ticket",
+    "TicketBook",
+    "next_due",
+)
+
+DOC_TYPES: tuple[DocType, ...] = ("order", "payment", "logistics")
+
+OPEN, PENDING, RELEASED = 0, 1, 2
+Status = Literal[0, 1, 2]
+
+
+class StoredDoc(msgspec.Struct, array_like=True, gc=False):
+    """One document version: its guid, appTime and original bytes (decoded when decided on)."""
+
+    guid: str
+    app_time: str
+    raw: bytes
+
+
+class Parked(msgspec.Struct, array_like=True, gc=False):
+    """A record that reached a ticket while the ledger decided; replayed afterwards."""
+
+    doc_type: DocType
+    key: bytes | None
+    raw: bytes
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class Ticket(msgspec.Struct, array_like=True):
+    """One parcel's documents and decision state."""
+
+    first_seen_ms: int
+    deadline_ms: int  # the window closes; 0 once it has closed
+    expires_ms: int
+    order: StoredDoc | None = None
+    payment: StoredDoc | None = None
+    logistics: StoredDoc | None = None
+    guids: list[str] = msgspec.field(default_factory=list)
+    revision: int = 0
+    status: Status = OPEN
+    completed_ms: int | None = None
+    parked: list[Parked] = msgspec.field(default_factory=list)
+
+    def complete(self) -> bool:
+        return self.order is not None and self.payment is not None and self.logistics is not None
+
+    def missing(self) -> list[DocType]:
+        return [kind for kind in DOC_TYPES if getattr(self, kind) is None]
+
+    def empty(self) -> bool:
+        return self.order is None and self.payment is None and self.logistics is None
+
+
+class Group(msgspec.Struct, array_like=True):
+    """The tickets of one ``orderNo``, by platform code (``""`` for the waybill-only ticket)."""
+
+    order_no: str
+    tickets: dict[str, Ticket] = msgspec.field(default_factory=dict)
+
+
+def next_due(group: Group) -> int | None:
+    """The earliest time a timer has work on this group: a window closing or a ticket expiring."""
+    times = [t.deadline_ms or t.expires_ms for t in group.tickets.values()]
+    return min(times) if times else None
+
+
+class LedgerRequest(msgspec.Struct, array_like=True):
+    """A clean ticket on its way to the buyer ledger (keyed by buyerIdNumber)."""
+
+    ticket_partition: int
+    buyer: str
+    year: int
+    decision: Decision
+
+
+class Outcome(msgspec.Struct, array_like=True):
+    """The ledger's answer for one ticket revision (back to the ticket's partition)."""
+
+    order_no: str
+    ebp_code: str
+    revision: int
+    released: bool
+
+
+class Rules(NamedTuple):
+    """The settings the ticket stage decides by."""
+
+    window_ms: int
+    retention_ms: int
+    limits: Limits
+    max_document_bytes: int
+
+
+class KeyedRejection(NamedTuple):
+    """A rejection and the input record's key (the key of the ``cbec.rejected`` record)."""
+
+    key: bytes | None
+    rejection: Rejection
+
+
+Emit = Decision | KeyedRejection | LedgerRequest
+
+
+class TicketBook:
+    """Applies records, outcomes and timers to one group, collecting what is emitted."""
+
+    def __init__(self, rules: Rules, partition: int) -> None:
+        self.rules = rules
+        self.partition = partition
+        self.emitted: list[Emit] = []
+
+    # -- documents ------------------------------------------------------------------------
+
+    def on_document(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> None:
+        """Apply one validated document (not a draft) to its group."""
+        if any(doc.guid in t.guids for t in group.tickets.values()):
+            return  # an exact redelivery: nothing happens, nothing is emitted
+        ebp = self._place(group, record, doc, now_ms)
+        if ebp is None:
+            return
+        ticket = group.tickets.get(ebp)
+        if ticket is None:
+            if doc.appType != "1":
+                self._reject(record, doc, "UNKNOWN_DOCUMENT", f"no {record.doc_type} to change or delete")
+                return
+            ticket = self._new_ticket(now_ms)
+            group.tickets[ebp] = ticket
+        if ticket.status == PENDING:
+            ticket.parked.append(_park(record))
+            return
+        self._apply(group, ebp, ticket, record, doc, now_ms)
+
+    def _place(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> str | None:
+        """The platform code of the ticket this document belongs to (None: handled here)."""
+        if not isinstance(doc, Logistics):
+            return doc.ebpCode
+        if doc.ebpCode:
+            return doc.ebpCode
+        if doc.appType != "1":  # a change or delete goes to the ticket holding a waybill
+            holders = [ebp for ebp, t in group.tickets.items() if t.logistics is not None]
+            same_no = [
+                ebp for ebp in holders if _waybill_no(group.tickets[ebp]) == doc.logisticsNo
+            ]
+            return (same_no or holders or [""])[0]
+        open_platform = [
+            ebp for ebp, t in group.tickets.items() if ebp and t.status != RELEASED
+        ]
+        if len(open_platform) == 1:
+            return open_platform[0]
+        if len(open_platform) > 1:
+            for ebp in open_platform:
+                ticket = group.tickets[ebp]
+                if ticket.status == OPEN:
+                    reason = Reason(
+                        "AMBIGUOUS_WAYBILL",
+                        f"{len(open_platform)} platforms' tickets share the waybill's orderNo",
+                        {"orderNo": [doc.orderNo, doc.orderNo]},
+                    )
+                    self._decide_divert(group, ebp, ticket, [reason], now_ms)
+        return ""
+
+    def _apply(
+        self, group: Group, ebp: str, ticket: Ticket, record: Incoming, doc: Document, now_ms: int
+    ) -> None:
+        kind = record.doc_type
+        stored: StoredDoc | None = getattr(ticket, kind)
+        if doc.appType == "1":
+            if stored is not None:
+                self._reject(record, doc, "DUPLICATE", f"the ticket already holds a {kind} (appType 1)")
+                return
+        elif ticket.status == RELEASED:
+            self._reject(record, doc, "TICKET_RELEASED", "the ticket is released; only customs' cancel or return apply")
+            return
+        elif stored is None:
+            self._reject(record, doc, "UNKNOWN_DOCUMENT", f"no {kind} to change or delete")
+            return
+        elif doc.appTime <= stored.app_time:
+            self._reject(
+                record, doc, "STALE", f"appTime {doc.appTime} is not newer than the stored {stored.app_time}"
+            )
+            return
+        was_complete = ticket.complete()
+        version = None if doc.appType == "3" else StoredDoc(doc.guid, doc.appTime, record.value or b"")
+        setattr(ticket, kind, version)
+        ticket.guids.append(doc.guid)
+        if kind != "logistics" and ticket.logistics is None:
+            self._adopt_waybill(group, ebp, ticket)
+        if ticket.complete() and (not was_complete or doc.appType == "2"):
+            if not was_complete:
+                ticket.completed_ms = now_ms
+            self._decide_complete(group, ebp, ticket, now_ms)
+
+    def _adopt_waybill(self, group: Group, ebp: str, ticket: Ticket) -> None:
+        """Move a waiting waybill from ``:{orderNo}`` into the only platform ticket needing one."""
+        waiting = group.tickets.get("")
+        if waiting is None or waiting.logistics is None or not ebp:
+            return
+        if sum(1 for e, t in group.tickets.items() if e and t.status != RELEASED) != 1:
+            return
+        ticket.logistics = waiting.logistics
+        ticket.guids.append(waiting.logistics.guid)
+        waiting.logistics = None
+        if waiting.empty():
+            del group.tickets[""]
+
+    def _new_ticket(self, now_ms: int) -> Ticket:
+        return Ticket(
+            first_seen_ms=now_ms,
+            deadline_ms=now_ms + self.rules.window_ms,
+            expires_ms=now_ms + self.rules.retention_ms,
+        )
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def _decide_complete(self, group: Group, ebp: str, ticket: Ticket, now_ms: int) -> None:
+        order, payment, logistics = _decode_all(ticket)
+        evaluation = evaluate(order, payment, logistics, self.rules.limits)
+        ticket.revision += 1
+        decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
+        decision.dutiableValue = evaluation.dutiable_value
+        decision.fullTax = evaluation.full_tax
+        if evaluation.reasons:
+            decision.decision = "DIVERT"
+            decision.reasons = evaluation.reasons
+            decision.missing = []
+            self.emitted.append(decision)
+            return
+        ticket.status = PENDING
+        self.emitted.append(
+            LedgerRequest(self.partition, order.buyerIdNumber, int(order.appTime[:4]), decision)
+        )
+
+    def _decide_divert(
+        self, group: Group, ebp: str, ticket: Ticket, reasons: list[Reason], now_ms: int
+    ) -> None:
+        order = _decode(ticket.order, "order", Order)
+        payment = _decode(ticket.payment, "payment", Payment)
+        logistics = _decode(ticket.logistics, "logistics", Logistics)
+        ticket.revision += 1
+        decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
+        if order is not None:
+            decision.dutiableValue = _dutiable(order, logistics)
+        decision.decision = "DIVERT"
+        decision.reasons = reasons
+        decision.missing = ticket.missing()
+        self.emitted.append(decision)
+
+    def _decision(
+        self,
+        group: Group,
+        ebp: str,
+        ticket: Ticket,
+        now_ms: int,
+        order: Order | None,
+        payment: Payment | None,
+        logistics: Logistics | None,
+    ) -> Decision:
+        order_no = group.order_no
+        return Decision(
+            ticketId=ticket_id(ebp, order_no),
+            decision="RELEASE",
+            revision=ticket.revision,
+            decidedAt=iso_ms(now_ms),
+            orderNo=order_no,
+            ebpCode=ebp or None,
+            ebcCode=order.ebcCode if order else None,
+            payCode=payment.payCode if payment else (order.payCode if order else None),
+            payTransactionId=(
+                payment.payTransactionId if payment else (order.payTransactionId if order else None)
+            ),
+            logisticsCode=logistics.logisticsCode if logistics else None,
+            logisticsNo=logistics.logisticsNo if logistics else None,
+            buyerIdNumber=order.buyerIdNumber if order else (payment.payerIdNumber if payment else None),
+            buyerName=order.buyerName if order else (payment.payerName if payment else None),
+            acturalPaid=order.acturalPaid if order else None,
+            dutiableValue=None,
+            fullTax=False,
+            documents=DocumentGuids(
+                order=ticket.order.guid if ticket.order else None,
+                payment=ticket.payment.guid if ticket.payment else None,
+                logistics=ticket.logistics.guid if ticket.logistics else None,
+            ),
+            firstSeenAt=iso_ms(ticket.first_seen_ms),
+            completedAt=iso_ms(ticket.completed_ms) if ticket.complete() and ticket.completed_ms else None,
+        )
+
+    # -- the ledger's outcome and timers ----------------------------------------------------
+
+    def on_outcome(self, group: Group, outcome: Outcome, now_ms: int) -> None:
+        """The ledger decided a ticket revision: settle it and replay what was parked."""
+        ticket = group.tickets.get(outcome.ebp_code)
+        if ticket is None or ticket.status != PENDING or ticket.revision != outcome.revision:
+            return
+        ticket.status = RELEASED if outcome.released else OPEN
+        parked, ticket.parked = ticket.parked, []
+        for record in parked:
+            incoming = Incoming(
+                record.doc_type,
+                record.key,
+                record.raw,
+                _source(record),
+            )
+            doc = decode_document(record.doc_type, record.raw, self.rules.max_document_bytes)
+            self.on_document(group, incoming, doc, now_ms)
+
+    def on_timer(self, group: Group, now_ms: int) -> None:
+        """Close the windows that are due, and forget tickets past their retention."""
+        for ebp, ticket in list(group.tickets.items()):
+            if ticket.expires_ms <= now_ms:
+                del group.tickets[ebp]
+                continue
+            if ticket.deadline_ms and ticket.deadline_ms <= now_ms:
+                ticket.deadline_ms = 0
+                if not ticket.complete() and ticket.status == OPEN:
+                    missing = ticket.missing()
+                    reason = Reason(
+                        "MISSING_DOCUMENTS",
+                        f"the window closed without the {', '.join(missing)}",
+                    )
+                    self._decide_divert(group, ebp, ticket, [reason], now_ms)
+
+    def _reject(self, record: Incoming, doc: Document, code: RejectionCode, detail: str) -> None:
+        self.emitted.append(KeyedRejection(record.key, reject(record, doc, code, detail)))
+
+
+def _park(record: Incoming) -> Parked:
+    source = record.source
+    return Parked(
+        record.doc_type,
+        record.key,
+        record.value or b"",
+        source.topic,
+        source.partition,
+        source.offset,
+        source.timestamp,
+    )
+
+
+def _source(record: Parked) -> Source:
+    return Source(record.topic, record.partition, record.offset, record.timestamp)
+
+
+def _waybill_no(ticket: Ticket) -> str | None:
+    logistics = _decode(ticket.logistics, "logistics", Logistics)
+    return logistics.logisticsNo if logistics else None
+
+
+_D = TypeVar("_D", Order, Payment, Logistics)
+
+
+def _decode(stored: StoredDoc | None, kind: DocType, type_: type[_D]) -> _D | None:
+    if stored is None:
+        return None
+    document = decode_document(kind, stored.raw, len(stored.raw))
+    assert isinstance(document, type_)  # noqa: S101 - stored documents were validated
+    return document
+
+
+def _decode_all(ticket: Ticket) -> tuple[Order, Payment, Logistics]:
+    order = _decode(ticket.order, "order", Order)
+    payment = _decode(ticket.payment, "payment", Payment)
+    logistics = _decode(ticket.logistics, "logistics", Logistics)
+    assert order and payment and logistics  # noqa: S101 - called on complete tickets
+    return order, payment, logistics
+
+
+def _dutiable(order: Order, logistics: Logistics | None) -> Decimal:
+    if logistics is not None:
+        return dutiable_value(order, logistics)
+    return order.goodsValue + order.freight  # a missing waybill counts insuredFee 0
