@@ -1,4 +1,6 @@
-"""Realistic, invented identities for the load test: people, resident IDs, addresses, firms, goods.
+# ruff: noqa: RUF001 - Chinese text is written with full-width punctuation, as it should be.
+"""Realistic, invented data for the load test: people, resident IDs, addresses, firms, goods,
+and realistic garbage.
 
 Everything is drawn from a ``random.Random`` passed in, so a seed reproduces it. Resident IDs follow
 GB 11643-1999 (domain.md §4.4): 6-digit region code, birth date ``YYYYMMDD``, 3-digit sequence,
@@ -12,38 +14,53 @@ Tenpay's ``4403169D3W``, which domain.md cites; names are plausible, not real re
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
 
 import msgspec
 
 __all__ = (
+    "CENT",
     "GOODS",
     "LOGISTICS_FIRMS",
     "PAY_FIRMS",
     "PLATFORMS",
     "SHOPS",
+    "ZERO",
+    "Doc",
     "Firm",
     "Goods",
     "Person",
     "address",
+    "alter_char",
+    "alter_digit",
+    "chance",
     "check_char",
     "chinese_name",
     "full_width",
+    "garbage",
     "guid",
+    "invalid_resident_id",
     "is_valid_resident_id",
     "mobile",
     "person",
     "resident_id",
     "serial",
+    "yuan",
 )
 
+Doc = dict[str, Any]
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _ID_LENGTH = 18
 
 
 class Firm(msgspec.Struct, frozen=True):
-    """A firm registered with customs; ``pattern`` shapes its serial numbers (see :func:`serial`)."""
+    """A firm registered with customs; ``pattern`` shapes its serial numbers (:func:`serial`)."""
 
     code: str
     name: str
@@ -70,6 +87,11 @@ class Person(msgspec.Struct, frozen=True):
     reg_no: str
     district: str
     address: str
+
+
+def chance(rng: random.Random, probability: float) -> bool:
+    """True with the given probability."""
+    return rng.random() < probability
 
 
 def guid(rng: random.Random) -> str:
@@ -143,12 +165,12 @@ _MOBILE_PREFIXES = (
     "156", "158", "159", "166", "173", "176", "177", "180", "181", "185", "186", "187", "188",
     "189", "191", "198", "199",
 )  # fmt: skip
-_FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+_FULL_WIDTH = {ord("0") + i: 0xFF10 + i for i in range(10)}  # 0-9 to their full-width forms
 
 
 def chinese_name(rng: random.Random) -> str:
     """A Chinese personal name: mostly one-character surnames, one or two given characters."""
-    surname = rng.choice(_COMPOUND_SURNAMES) if rng.random() < 0.02 else rng.choice(_SURNAMES)
+    surname = rng.choice(_COMPOUND_SURNAMES) if chance(rng, 0.02) else rng.choice(_SURNAMES)
     return surname + "".join(rng.choice(_GIVEN) for _ in range(rng.choice((1, 2, 2))))
 
 
@@ -171,9 +193,7 @@ def address(rng: random.Random) -> tuple[str, str]:
     return code, prefix + street + home + room
 
 
-def resident_id(
-    rng: random.Random, *, region: str | None = None, birth: date | None = None
-) -> str:
+def resident_id(rng: random.Random, *, region: str | None = None, birth: date | None = None) -> str:
     """A valid 18-character resident ID (birth dates 1950-2005)."""
     region = region or rng.choice(_DISTRICTS)[0]
     if birth is None:
@@ -198,16 +218,18 @@ def person(rng: random.Random, id_number: str | None = None) -> Person:
 def serial(rng: random.Random, pattern: str, day: date) -> str:
     """A serial number after ``pattern``: ``#`` a digit, ``@`` an upper-case letter, ``{d}`` the
     date ``YYYYMMDD``, other characters as they are."""
-    text = pattern.replace("{d}", f"{day:%Y%m%d}")
     out = []
-    for char in text:
-        if char == "#":
-            out.append(str(rng.randrange(10)))
-        elif char == "@":
-            out.append(chr(65 + rng.randrange(26)))
+    for run in _RUNS.findall(pattern.replace("{d}", f"{day:%Y%m%d}")):
+        if run[0] == "#":  # one draw for a run of digits
+            out.append(f"{rng.randrange(10 ** len(run)):0{len(run)}d}")
+        elif run[0] == "@":
+            out.extend(chr(65 + rng.randrange(26)) for _ in run)
         else:
-            out.append(char)
+            out.append(run)
     return "".join(out)
+
+
+_RUNS = re.compile(r"#+|@+|[^#@]+")
 
 
 # Platforms (ebpCode, name, orderNo pattern). The numeric patterns overlap on purpose: the
@@ -267,3 +289,97 @@ GOODS = (
     Goods("机械腕表", "表径40mm；瑞士产", "011", "331", 3800, 48000),
     Goods("真皮手提包", "小牛皮；33x25cm", "011", "307", 4200, 36000),
 )
+
+
+def invalid_resident_id(rng: random.Random) -> str:
+    """An ID that fails the rule: wrong check char, impossible date, lower-case x, or 15 digits."""
+    region = rng.choice(_DISTRICTS)[0]
+    match rng.randrange(4):
+        case 0:
+            valid = resident_id(rng)
+            return valid[:17] + rng.choice([c for c in _CHECK if c != valid[17]])
+        case 1:
+            day = rng.choice(("19900230", "19871301", "20010000", "19950431", "19830229"))
+            body = f"{region}{day}{rng.randrange(1, 1000):03d}"
+            return body + check_char(body)
+        case 2:
+            while not (valid := resident_id(rng)).endswith("X"):
+                pass
+            return valid[:17] + "x"
+        case _:  # the legacy 15-digit form: region, YYMMDD, sequence
+            day = f"{rng.randint(50, 99)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+            return f"{region}{day}{rng.randrange(1000):03d}"
+
+
+def alter_char(rng: random.Random, text: str, alphabet: str = _GIVEN) -> str:
+    """The text with one character replaced by a different one from ``alphabet``."""
+    i = rng.randrange(len(text))
+    return text[:i] + rng.choice([c for c in alphabet if c != text[i]]) + text[i + 1 :]
+
+
+def alter_digit(rng: random.Random, text: str) -> str:
+    """The text with one of its digits replaced by another digit."""
+    i = rng.choice([k for k, c in enumerate(text) if c.isdigit()])
+    return text[:i] + rng.choice([d for d in "0123456789" if d != text[i]]) + text[i + 1 :]
+
+
+def yuan(rng: random.Random, low: float | Decimal, high: float | Decimal) -> Decimal:
+    """A random amount in [low, high] yuan, in cents."""
+    return Decimal(rng.randint(round(low * 100), round(high * 100))).scaleb(-2)
+
+
+_AMOUNT_FIELD = {"order": "goodsValue", "payment": "amountPaid", "logistics": "weight"}
+_LONG_FIELDS = {
+    "order": (("orderNo", 60), ("buyerName", 60), ("consigneeAddress", 200)),
+    "payment": (("payTransactionId", 60), ("payerName", 60)),
+    "logistics": (("logisticsNo", 60), ("consigneeAddress", 200)),
+}
+_BAD_ENUMS = {
+    "order": (("currency", "840"), ("buyerIdType", "2"), ("orderType", "E")),
+    "payment": (("currency", "840"), ("payerIdType", "2"), ("currency", "USD")),
+    "logistics": (("currency", "840"), ("packNo", 2), ("packNo", "1")),
+}
+_REQUIRED = {"order": "consignee", "payment": "payerIdNumber", "logistics": "logisticsNo"}
+_XML_ROOT = {"order": "CEB311Message", "payment": "CEB411Message", "logistics": "CEB511Message"}
+_ENCODE = msgspec.json.Encoder().encode
+
+
+def garbage(rng: random.Random, kind: str, doc: Doc) -> bytes:
+    """A record value that should not decode as a ``kind`` document, made from ``doc`` (changed).
+
+    Not JSON (text, truncated, GBK, XML, empty), a JSON array, a field too long, an enumeration
+    out of range (currency 840), a wrong type, a malformed amount or time, a required field gone.
+    A variant may not apply to every document: the caller checks that the result fails.
+    """
+    match rng.randrange(12):
+        case 0:
+            return "订单推送失败：系统繁忙，请稍后重试".encode()
+        case 1:
+            return _ENCODE(doc)[: rng.randrange(10, 80)]
+        case 2:
+            return _ENCODE(doc).decode().encode("gbk", errors="replace")
+        case 3:
+            root, head, guid_ = _XML_ROOT[kind], kind.capitalize() + "Head", doc["guid"]
+            xml = f'<?xml version="1.0"?><ceb:{root} guid="{guid_}" version="1.0" '
+            xml += f'xmlns:ceb="http://www.chinaport.gov.cn/ceb"><ceb:{head}><ceb:orderNo>'
+            return f"{xml}{doc['orderNo']}</ceb:orderNo></ceb:{head}></ceb:{root}>".encode()
+        case 4:
+            return b"[" + _ENCODE(doc) + b"]"
+        case 5:
+            return b""
+        case 6:
+            field, limit = rng.choice(_LONG_FIELDS[kind])
+            doc[field] = (str(doc[field]) * 50)[: limit + rng.randint(1, 20)]
+        case 7:
+            field, value = rng.choice(_BAD_ENUMS[kind])
+            doc[field] = value
+        case 8:
+            doc[rng.choice(("appType", "appStatus"))] = int(doc["appType"])
+        case 9:
+            bad = rng.choice((True, "12.345678", "-5.00", "1e3", "1,000.00", "¥99.00"))
+            doc[_AMOUNT_FIELD[kind]] = bad
+        case 10:
+            doc["appTime"] = rng.choice(("2026-03-01 10:00:00", "20260230101010", "202603011000"))
+        case _:
+            del doc[_REQUIRED[kind]]
+    return _ENCODE(doc)

@@ -1,10 +1,48 @@
 """The load-test plan and its ground truth: what to send when, and what sandan must answer.
 
 A :class:`Plan` is pure data: the records to produce (each with its send time in seconds from the
-start of the run), and the outcomes docs/contract.md requires for them: per ticket, one
-:class:`ExpectedDecision` per revision; per rejected record, one :class:`ExpectedRejection`.
-:class:`FaultMix` says how often each fault kind is planned; see loadtest.generator for what each
-kind sends and expects.
+start of the run), and the outcomes docs/contract.md (with its "choices" section) requires: per
+ticket, one :class:`ExpectedDecision` per revision; per rejected record, an
+:class:`ExpectedRejection`. :class:`FaultMix` says how often each fault kind is planned:
+
+========================  ===================================================================
+amount_mismatch           amountPaid off (0.01, 1, a coupon): DIVERT AMOUNT_MISMATCH
+order_arithmetic          acturalPaid off / tax left out / goodsValue != sum of lines (payment
+                          follows acturalPaid): DIVERT ORDER_ARITHMETIC
+line_total                one line's totalPrice != price x qty: DIVERT ORDER_ARITHMETIC
+payer_mismatch            payer another person, another ID or name: DIVERT PAYER_MISMATCH
+payment_reference         order's payTransactionId or payCode differs: DIVERT
+                          PAYMENT_REFERENCE_MISMATCH
+consignee_mismatch        waybill consignee/phone/address differs (a character, trailing space,
+                          full-width digits, no province): DIVERT CONSIGNEE_MISMATCH
+invalid_buyer_id          wrong check char, impossible date, lower-case x, 15 digits (payer the
+                          same): DIVERT INVALID_BUYER_ID
+single_limit              dutiable > 5000, not one item of qty 1 (first cent over, qty 2, over by
+                          insuredFee): DIVERT SINGLE_LIMIT_EXCEEDED
+full_tax                  one item, qty 1, dutiable 5000.01..26000: RELEASE with fullTax
+annual_limit              new buyer: ticket A (one item, fullTax) released, then ticket B (sent
+                          settle after A) past 26000 in the year: DIVERT ANNUAL_LIMIT_EXCEEDED;
+                          A + B exactly 26000: RELEASE
+multiple                  2-3 rule faults at once: DIVERT with every code
+missing_document          kinds never sent: DIVERT MISSING_DOCUMENTS when the window closes
+                          (waybill only: ticket ":orderNo", missing order+payment)
+late_document             one kind sent window + settle late: DIVERT MISSING_DOCUMENTS, RELEASE
+duplicate                 a second appType=1 (new guid) after release: DUPLICATE; released once
+redelivery                the same bytes again (one or all three records): nothing
+stale_change              appType=2|3 with appTime not newer than the stored one, before the
+                          ticket completes: STALE; then RELEASE
+change_after_divert       a change (or delete + resend) fixing the fault: DIVERT, then RELEASE;
+                          or a change still wrong: DIVERT AMOUNT_MISMATCH twice
+change_after_release      appType=2|3 after release: TICKET_RELEASED; released once
+unknown_document          appType=2|3 of a document not held, alone (no ticket) or before the
+                          ticket completes: UNKNOWN_DOCUMENT
+draft                     appStatus=1 copies, sometimes redelivered or alone: DRAFT each time
+schema                    garbage (text, GBK, XML, truncated, wrong type, currency 840, too
+                          long...): SCHEMA with the guid where readable
+ambiguous_waybill         two platforms' order+payment share an orderNo, then a waybill without
+                          ebpCode: each DIVERT AMBIGUOUS_WAYBILL (missing logistics), then
+                          MISSING_DOCUMENTS; ticket ":orderNo" DIVERT MISSING_DOCUMENTS
+========================  ===================================================================
 """
 
 from __future__ import annotations
@@ -15,6 +53,7 @@ import msgspec
 
 __all__ = (
     "DEFAULT_MIX",
+    "KINDS",
     "DocKind",
     "ExpectedDecision",
     "ExpectedRejection",
@@ -24,6 +63,7 @@ __all__ = (
 )
 
 DocKind = Literal["order", "payment", "logistics"]
+KINDS: tuple[DocKind, ...] = ("order", "payment", "logistics")
 
 
 class PlannedRecord(msgspec.Struct, frozen=True):
@@ -131,7 +171,7 @@ class FaultMix(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def even(cls, share: float = 0.6) -> FaultMix:
-        """Every kind equally likely, faults taking ``share`` of the tickets: for correctness runs."""
+        """Every kind equally likely, faults taking ``share`` of all slots: for correctness runs."""
         each = share / len(cls.__struct_fields__)
         return cls(**dict.fromkeys(cls.__struct_fields__, each))
 

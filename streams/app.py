@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import faust
+from faust.app.base import BootStrategy
 from mode import Service
 
 from streams.engine import Engine
@@ -54,9 +55,20 @@ class EngineService(Service):  # type: ignore[misc]  # mode is untyped
         self.pipeline.close()
 
 
+class _EngineBoot(BootStrategy):  # type: ignore[misc]  # faust is untyped
+    """faust starts no Kafka clients of its own: the engine owns all Kafka I/O (a faust
+    consumer group would also make a restarted worker wait out its dead predecessor)."""
+
+    enable_kafka = False
+
+
+class _App(faust.App):  # type: ignore[misc]
+    BootStrategy = _EngineBoot
+
+
 def create_app(settings: Settings) -> faust.App:
     """The faust app with the engine service and the status views."""
-    app = faust.App(
+    app = _App(
         settings.topic("sandan-frame"),
         broker=[f"kafka://{address}" for address in settings.brokers.split(",")],
         datadir=str(settings.data_dir / "faust"),

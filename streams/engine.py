@@ -101,6 +101,9 @@ class Engine:
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.brokers,
             group_id=self.group_id,
+            # Static membership: a worker restarted with the same id takes its partitions
+            # back at once, without waiting for its dead predecessor's session to time out.
+            group_instance_id=f"sandan-{settings.worker_id}",
             client_id=f"sandan-{settings.worker_id}",
             isolation_level="read_committed",
             enable_auto_commit=False,

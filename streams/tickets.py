@@ -155,6 +155,7 @@ class TicketBook:
 
     def on_document(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> None:
         """Apply one validated document (not a draft) to its group."""
+        self.on_timer(group, now_ms)  # what fell due before this record, even if no timer ran
         if any(doc.guid in t.guids for t in group.tickets.values()):
             return  # an exact redelivery: nothing happens, nothing is emitted
         ebp = self._place(group, record, doc, now_ms)
@@ -189,8 +190,9 @@ class TicketBook:
         ]
         if len(open_platform) == 1:
             return open_platform[0]
-        if len(open_platform) > 1:
-            for ebp in open_platform:
+        waiting = group.tickets.get("")
+        if len(open_platform) > 1 and (waiting is None or waiting.logistics is None):
+            for ebp in open_platform:  # (a waybill already waiting makes this one DUPLICATE)
                 ticket = group.tickets[ebp]
                 if ticket.status == OPEN:
                     reason = Reason(
@@ -206,6 +208,7 @@ class TicketBook:
     ) -> None:
         kind = record.doc_type
         stored: StoredDoc | None = getattr(ticket, kind)
+        ticket.guids.append(doc.guid)  # seen, applied or rejected: a redelivery emits nothing
         if doc.appType == "1":
             if stored is not None:
                 self._reject(record, doc, "DUPLICATE", f"the ticket already holds a {kind} (appType 1)")
@@ -224,7 +227,6 @@ class TicketBook:
         was_complete = ticket.complete()
         version = None if doc.appType == "3" else StoredDoc(doc.guid, doc.appTime, record.value or b"")
         setattr(ticket, kind, version)
-        ticket.guids.append(doc.guid)
         if kind != "logistics" and ticket.logistics is None:
             self._adopt_waybill(group, ebp, ticket)
         if ticket.complete() and (not was_complete or doc.appType == "2"):
@@ -348,9 +350,6 @@ class TicketBook:
     def on_timer(self, group: Group, now_ms: int) -> None:
         """Close the windows that are due, and forget tickets past their retention."""
         for ebp, ticket in list(group.tickets.items()):
-            if ticket.expires_ms <= now_ms:
-                del group.tickets[ebp]
-                continue
             if ticket.deadline_ms and ticket.deadline_ms <= now_ms:
                 ticket.deadline_ms = 0
                 if not ticket.complete() and ticket.status == OPEN:
@@ -360,6 +359,8 @@ class TicketBook:
                         f"the window closed without the {', '.join(missing)}",
                     )
                     self._decide_divert(group, ebp, ticket, [reason], now_ms)
+            if ticket.expires_ms <= now_ms:  # after its window's decision, if both are due
+                del group.tickets[ebp]
 
     def _reject(self, record: Incoming, doc: Document, code: RejectionCode, detail: str) -> None:
         self.emitted.append(KeyedRejection(record.key, reject(record, doc, code, detail)))

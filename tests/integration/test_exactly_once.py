@@ -1,0 +1,147 @@
+"""Exactly once under SIGKILL: a worker killed at random moments while documents flow, and
+restarted, still gives every ticket exactly the decisions it should, and exact ledger totals."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from matchers.identity import resident_id_check_char
+from streams.ledger import BuyerLedger
+from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
+from tests.integration.kafka import Timeout, consume, produce, run
+
+TICKETS = 1200
+BUYERS = 40  # each buys ~30 tickets of 497.50: 14,925 a year, well under the annual limit
+KILLS = 4
+SEED = 20261124
+
+
+def _guid(kind: str, n: int) -> str:
+    return f"{kind}{n:035d}"
+
+
+def _workload() -> tuple[list[tuple[str, bytes, bytes]], dict[str, str], dict[str, str]]:
+    """(kind, key, value) records in a shuffled arrival order; the expected decision per ticket;
+    the buyer of each ticket."""
+    rng = random.Random(SEED)
+    records: list[tuple[str, bytes, bytes]] = []
+    expected: dict[str, str] = {}
+    buyer_of: dict[str, str] = {}
+    for n in range(TICKETS):
+        order_no = f"EO{SEED}{n:06d}"
+        first17 = f"44030519801226{n % BUYERS:03d}"
+        buyer = first17 + resident_id_check_char(first17)
+        mismatch = n % 10 == 0  # every tenth ticket is paid 0.01 short: AMOUNT_MISMATCH
+        docs = {
+            "order": order_dict(orderNo=order_no, guid=_guid("O", n), buyerIdNumber=buyer),
+            "payment": payment_dict(
+                orderNo=order_no,
+                guid=_guid("P", n),
+                payerIdNumber=buyer,
+                amountPaid="497.49" if mismatch else "497.50",
+            ),
+            "logistics": logistics_dict(orderNo=order_no, guid=_guid("L", n)),
+        }
+        ticket = f"3301980ABC:{order_no}"
+        expected[ticket] = "DIVERT" if mismatch else "RELEASE"
+        buyer_of[ticket] = buyer
+        kinds = ["order", "payment", "logistics"]
+        rng.shuffle(kinds)
+        records.extend((kind, order_no.encode(), as_bytes(docs[kind])) for kind in kinds)
+        if n % 7 == 0:  # an exact redelivery of one of its documents
+            kind = rng.choice(kinds)
+            records.append((kind, order_no.encode(), as_bytes(docs[kind])))
+    # Interleave tickets a little, so documents of one ticket are spread over batches.
+    window = 30
+    for i in range(0, len(records) - window, window // 2):
+        chunk = records[i : i + window]
+        rng.shuffle(chunk)
+        records[i : i + window] = chunk
+    return records, expected, buyer_of
+
+
+def test_sigkill_at_random_moments_loses_and_repeats_nothing(deploy: Any) -> None:
+    d = deploy(SANDAN_WINDOW="1h")
+    records, expected, buyer_of = _workload()
+    worker = d.worker("w")
+    worker.wait_ready()
+
+    done = threading.Event()
+    kills: list[float] = []
+
+    def killer() -> None:
+        rng = random.Random(SEED + 1)
+        nonlocal worker
+        for _ in range(KILLS):
+            if done.wait(rng.uniform(2.0, 5.0)):
+                return
+            worker.kill()
+            kills.append(time.monotonic())
+            worker = d.worker("w")
+            worker.wait_ready(120)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        step = 300
+        for i in range(0, len(records), step):
+            run(
+                produce(
+                    d.brokers,
+                    [(d.topic(kind), key, value) for kind, key, value in records[i : i + step]],
+                )
+            )
+            time.sleep(0.5)
+        thread.join(timeout=200)
+    finally:
+        done.set()
+        thread.join(timeout=200)
+    assert len(kills) == KILLS
+
+    timeout = Timeout(180, "every ticket to be decided")
+    while timeout:
+        outputs = run(
+            consume(d.brokers, [d.topic("release"), d.topic("divert")], count=len(expected), idle=2)
+        )
+        if len(outputs) >= len(expected):
+            break
+        assert worker.alive(), worker.log_tail()
+    outputs = run(consume(d.brokers, [d.topic("release"), d.topic("divert")], idle=3))
+
+    seen = Counter(
+        (json.loads(r.value)["ticketId"], json.loads(r.value)["revision"]) for r in outputs
+    )
+    repeated = {key: n for key, n in seen.items() if n > 1}
+    assert not repeated, f"decisions repeated: {list(repeated.items())[:5]}"
+    got = {json.loads(r.value)["ticketId"]: json.loads(r.value)["decision"] for r in outputs}
+    assert got == expected
+    for record in outputs:
+        value = json.loads(record.value)
+        assert value["revision"] == 1
+        if value["decision"] == "DIVERT":
+            assert [r["code"] for r in value["reasons"]] == ["AMOUNT_MISMATCH"]
+    rejected = run(consume(d.brokers, [d.topic("rejected")], idle=2))
+    assert rejected == []
+
+    # The ledger's totals (its compacted changelog, last value per buyer) are exact.
+    released_by_buyer: dict[str, Decimal] = defaultdict(Decimal)
+    for record in outputs:
+        value = json.loads(record.value)
+        if value["decision"] == "RELEASE":
+            released_by_buyer[value["buyerIdNumber"]] += Decimal(value["dutiableValue"])
+    changelog = run(consume(d.brokers, [d.topic("sandan-ledger-changelog")], idle=2))
+    totals = {
+        r.key.decode(): msgspec.msgpack.decode(r.value, type=BuyerLedger).totals for r in changelog
+    }
+    assert {buyer: sum(years.values()) for buyer, years in totals.items()} == dict(
+        released_by_buyer
+    )
+    assert len(buyer_of) == TICKETS
