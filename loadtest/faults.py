@@ -151,9 +151,10 @@ def _limit_ticket(
 
 
 def single_limit(p: Planner, start: float) -> None:
-    """Dutiable value over 5000 and not one item of qty 1: DIVERT SINGLE_LIMIT_EXCEEDED."""
+    """Dutiable value over 5000 and not one item of qty 1 (or one item over 26000): DIVERT
+    SINGLE_LIMIT_EXCEEDED."""
     rng = p.rng
-    match rng.randrange(4):
+    match rng.randrange(5):
         case 0:  # the first cent over
             t = _limit_ticket(p, start, SINGLE_LIMIT + CENT, count=rng.randint(2, 4))
         case 1:  # one line, quantity 2
@@ -162,6 +163,8 @@ def single_limit(p: Planner, start: float) -> None:
             lines = p.lines(SINGLE_LIMIT - yuan(rng, 0, 15), rng.randint(2, 4))
             insured = yuan(rng, 20, 60)
             t = p.ticket(start, buyer=p.person(), lines=lines, freight=ZERO, insured=insured)
+        case 3:  # one item, but above what the single-item exception allows (26000)
+            t = _limit_ticket(p, start, ANNUAL_LIMIT + yuan(rng, 0.01, 9000), count=1, qty=1)
         case _:
             t = _limit_ticket(p, start, yuan(rng, 5000.01, 15000), count=rng.randint(2, 4))
     p.spread(t, start)

@@ -18,7 +18,7 @@ consignee_mismatch        waybill consignee/phone/address differs (a character, 
 invalid_buyer_id          wrong check char, impossible date, lower-case x, 15 digits (payer the
                           same): DIVERT INVALID_BUYER_ID
 single_limit              dutiable > 5000, not one item of qty 1 (first cent over, qty 2, over by
-                          insuredFee): DIVERT SINGLE_LIMIT_EXCEEDED
+                          insuredFee), or one item over 26000: DIVERT SINGLE_LIMIT_EXCEEDED
 full_tax                  one item, qty 1, dutiable 5000.01..26000: RELEASE with fullTax
 annual_limit              new buyer: ticket A (one item, fullTax) released, then ticket B (sent
                           settle after A) past 26000 in the year: DIVERT ANNUAL_LIMIT_EXCEEDED;

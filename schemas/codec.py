@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from schemas.documents import DOCUMENT_TYPES, Document, DocType
+from schemas.documents import DOCUMENT_TYPES, DocType, Document
 from schemas.errors import SchemaError
 from schemas.fields import dec_hook, enc_hook
 

@@ -1,8 +1,8 @@
 """Input errors. Each carries the contract's rejection ``code`` (see docs/contract.md).
 
-    SandanError
-     └── InputError (code)
-          └── SchemaError          code "SCHEMA": the record does not decode to its document type
+SandanError
+ └── InputError (code)
+      └── SchemaError          code "SCHEMA": the record does not decode to its document type
 """
 
 from __future__ import annotations

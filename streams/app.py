@@ -23,7 +23,7 @@ __all__ = ("EngineService", "create_app")
 log = logging.getLogger(__name__)
 
 
-class EngineService(Service):  # type: ignore[misc]  # mode is untyped
+class EngineService(Service):
     """Runs the engine for the lifetime of the faust worker."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -55,14 +55,14 @@ class EngineService(Service):  # type: ignore[misc]  # mode is untyped
         self.pipeline.close()
 
 
-class _EngineBoot(BootStrategy):  # type: ignore[misc]  # faust is untyped
+class _EngineBoot(BootStrategy):
     """faust starts no Kafka clients of its own: the engine owns all Kafka I/O (a faust
     consumer group would also make a restarted worker wait out its dead predecessor)."""
 
     enable_kafka = False
 
 
-class _App(faust.App):  # type: ignore[misc]
+class _App(faust.App):
     BootStrategy = _EngineBoot
 
 
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
     )
     service = EngineService(settings, loop=None)
-    app.service(service)
+    app.service(service)  # type: ignore[arg-type]  # an instance works too (faust starts it)
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:

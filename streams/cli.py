@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
         prog="sandan",
         description="Three-document matching for cross-border e-commerce customs clearance.",
         epilog="settings (environment): "
-        + "; ".join(f"{name} (default {default}): {text}" for name, (default, text) in SETTINGS_HELP.items()),
+        + "; ".join(
+            f"{name} (default {default}): {text}" for name, (default, text) in SETTINGS_HELP.items()
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="run a worker (joins the others on the brokers)")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     topics.set_defaults(run=_topics)
     demo = commands.add_parser("demo", help="produce a demo load and print what came out")
     demo.add_argument("--tickets", type=int, default=200)
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--seed", type=int, default=None, help="default: from the clock")
     demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)
     args.run(args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from schemas.codec import decode_document, readable_fields
-from schemas.documents import Document, DocType
+from schemas.documents import DocType, Document
 from schemas.errors import SchemaError
 from schemas.outputs import Rejection, RejectionCode, Source
 
@@ -38,7 +38,9 @@ def validate(record: Incoming, max_bytes: int) -> Document | Rejection:
             **readable_fields(record.value),
         )
     if document.appStatus == "1":
-        return reject(record, document, "DRAFT", "appStatus 1 (draft) is not declared - at `$.appStatus`")
+        return reject(
+            record, document, "DRAFT", "appStatus 1 (draft) is not declared - at `$.appStatus`"
+        )
     return document
 
 

@@ -24,7 +24,7 @@ from aiokafka import ConsumerRecord
 
 from matchers import Limits
 from schemas.codec import encode_json
-from schemas.documents import Document, DocType
+from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
 from schemas.keys import murmur2_partition
 from schemas.outputs import Decision, Rejection, Source
@@ -103,7 +103,9 @@ class SandanPipeline:
         self._fire_timers(now_ms)
         return self._flush()
 
-    def _on_input(self, record: ConsumerRecord[bytes, bytes], doc_type: DocType, now_ms: int) -> None:
+    def _on_input(
+        self, record: ConsumerRecord[bytes, bytes], doc_type: DocType, now_ms: int
+    ) -> None:
         source = Source(record.topic, record.partition, record.offset, record.timestamp)
         incoming = Incoming(doc_type, record.key, record.value, source)
         self._pending_counts[f"in.{doc_type}"] += 1
@@ -129,7 +131,7 @@ class SandanPipeline:
     def _on_repartitioned(self, record: ConsumerRecord[bytes, bytes], now_ms: int) -> None:
         headers = dict(record.headers)
         partition, offset, timestamp = _ORIGIN.unpack(headers["origin"])
-        doc_type: DocType = headers["doc"].decode()  # type: ignore[assignment]  # we wrote it
+        doc_type = self.topics.doc_type_of[headers["topic"].decode()]
         source = Source(headers["topic"].decode(), partition, offset, timestamp)
         incoming = Incoming(doc_type, headers.get("key"), record.value, source)
         result = validate(incoming, self.rules.max_document_bytes)
@@ -138,7 +140,9 @@ class SandanPipeline:
             return
         self._on_document(record.partition, incoming, result, now_ms)
 
-    def _on_document(self, partition: int, incoming: Incoming, document: Document, now_ms: int) -> None:
+    def _on_document(
+        self, partition: int, incoming: Incoming, document: Document, now_ms: int
+    ) -> None:
         book = TicketBook(self.rules, partition)
         book.on_document(self._group(partition, document.orderNo), incoming, document, now_ms)
         self._emit(book)
@@ -205,7 +209,9 @@ class SandanPipeline:
             else:
                 partition = murmur2_partition(item.buyer.encode(), self.settings.partitions)
                 self._outputs.append(
-                    Output(self.topics.ledger, item.buyer.encode(), _encoder.encode(item), partition)
+                    Output(
+                        self.topics.ledger, item.buyer.encode(), _encoder.encode(item), partition
+                    )
                 )
 
     def _output_decision(self, decision: Decision) -> None:

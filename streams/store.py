@@ -48,7 +48,7 @@ class Store:
         # The changelog is the durable copy: no write-ahead log, a crash loses at most what
         # the changelog still has (and the offset saved beside it says so).
         self._write_options = WriteOptions()
-        self._write_options.disable_wal = True
+        self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub says method
         self.changelog = changelog
         self._due = due
         self._staged: dict[tuple[int, bytes], bytes | None] = {}
@@ -145,7 +145,9 @@ class Store:
                     consumer.seek(tp, start)
                     todo[tp] = ends[tp]
             while todo:
-                batch = await consumer.getmany(*todo, timeout_ms=500, max_records=RESTORE_POLL_RECORDS)
+                batch = await consumer.getmany(
+                    *todo, timeout_ms=500, max_records=RESTORE_POLL_RECORDS
+                )
                 for tp, records in batch.items():
                     for record in records:
                         self.put(tp.partition, record.key, record.value)

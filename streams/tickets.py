@@ -16,14 +16,14 @@ Records reaching a PENDING ticket are parked and replayed when the ledger's outc
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 import msgspec
 
 from matchers import Limits, evaluate
 from matchers.limits import dutiable_value
 from schemas.codec import decode_document
-from schemas.documents import Document, DocType, Logistics, Order, Payment
+from schemas.documents import DocType, Document, Logistics, Order, Payment
 from schemas.keys import ticket_id
 from schemas.outputs import Decision, DocumentGuids, Reason, Rejection, RejectionCode, Source
 from streams.intake import Incoming, reject
@@ -44,8 +44,8 @@ __all__ = (
 
 DOC_TYPES: tuple[DocType, ...] = ("order", "payment", "logistics")
 
+# Ticket status
 OPEN, PENDING, RELEASED = 0, 1, 2
-Status = Literal[0, 1, 2]
 
 
 class StoredDoc(msgspec.Struct, array_like=True, gc=False):
@@ -79,7 +79,7 @@ class Ticket(msgspec.Struct, array_like=True):
     logistics: StoredDoc | None = None
     guids: list[str] = msgspec.field(default_factory=list)
     revision: int = 0
-    status: Status = OPEN
+    status: int = OPEN
     completed_ms: int | None = None
     parked: list[Parked] = msgspec.field(default_factory=list)
 
@@ -164,7 +164,9 @@ class TicketBook:
         ticket = group.tickets.get(ebp)
         if ticket is None:
             if doc.appType != "1":
-                self._reject(record, doc, "UNKNOWN_DOCUMENT", f"no {record.doc_type} to change or delete")
+                self._reject(
+                    record, doc, "UNKNOWN_DOCUMENT", f"no {record.doc_type} to change or delete"
+                )
                 return
             ticket = self._new_ticket(now_ms)
             group.tickets[ebp] = ticket
@@ -181,13 +183,9 @@ class TicketBook:
             return doc.ebpCode
         if doc.appType != "1":  # a change or delete goes to the ticket holding a waybill
             holders = [ebp for ebp, t in group.tickets.items() if t.logistics is not None]
-            same_no = [
-                ebp for ebp in holders if _waybill_no(group.tickets[ebp]) == doc.logisticsNo
-            ]
+            same_no = [ebp for ebp in holders if _waybill_no(group.tickets[ebp]) == doc.logisticsNo]
             return (same_no or holders or [""])[0]
-        open_platform = [
-            ebp for ebp, t in group.tickets.items() if ebp and t.status != RELEASED
-        ]
+        open_platform = [ebp for ebp, t in group.tickets.items() if ebp and t.status != RELEASED]
         if len(open_platform) == 1:
             return open_platform[0]
         waiting = group.tickets.get("")
@@ -211,21 +209,33 @@ class TicketBook:
         ticket.guids.append(doc.guid)  # seen, applied or rejected: a redelivery emits nothing
         if doc.appType == "1":
             if stored is not None:
-                self._reject(record, doc, "DUPLICATE", f"the ticket already holds a {kind} (appType 1)")
+                self._reject(
+                    record, doc, "DUPLICATE", f"the ticket already holds a {kind} (appType 1)"
+                )
                 return
         elif ticket.status == RELEASED:
-            self._reject(record, doc, "TICKET_RELEASED", "the ticket is released; only customs' cancel or return apply")
+            self._reject(
+                record,
+                doc,
+                "TICKET_RELEASED",
+                "the ticket is released; only customs' cancel or return apply",
+            )
             return
         elif stored is None:
             self._reject(record, doc, "UNKNOWN_DOCUMENT", f"no {kind} to change or delete")
             return
         elif doc.appTime <= stored.app_time:
             self._reject(
-                record, doc, "STALE", f"appTime {doc.appTime} is not newer than the stored {stored.app_time}"
+                record,
+                doc,
+                "STALE",
+                f"appTime {doc.appTime} is not newer than the stored {stored.app_time}",
             )
             return
         was_complete = ticket.complete()
-        version = None if doc.appType == "3" else StoredDoc(doc.guid, doc.appTime, record.value or b"")
+        version = (
+            None if doc.appType == "3" else StoredDoc(doc.guid, doc.appTime, record.value or b"")
+        )
         setattr(ticket, kind, version)
         if kind != "logistics" and ticket.logistics is None:
             self._adopt_waybill(group, ebp, ticket)
@@ -314,7 +324,9 @@ class TicketBook:
             ),
             logisticsCode=logistics.logisticsCode if logistics else None,
             logisticsNo=logistics.logisticsNo if logistics else None,
-            buyerIdNumber=order.buyerIdNumber if order else (payment.payerIdNumber if payment else None),
+            buyerIdNumber=order.buyerIdNumber
+            if order
+            else (payment.payerIdNumber if payment else None),
             buyerName=order.buyerName if order else (payment.payerName if payment else None),
             acturalPaid=order.acturalPaid if order else None,
             dutiableValue=None,
@@ -325,7 +337,9 @@ class TicketBook:
                 logistics=ticket.logistics.guid if ticket.logistics else None,
             ),
             firstSeenAt=iso_ms(ticket.first_seen_ms),
-            completedAt=iso_ms(ticket.completed_ms) if ticket.complete() and ticket.completed_ms else None,
+            completedAt=iso_ms(ticket.completed_ms)
+            if ticket.complete() and ticket.completed_ms
+            else None,
         )
 
     # -- the ledger's outcome and timers ----------------------------------------------------

@@ -15,14 +15,17 @@ worker that owns partition ``p`` (range assignment).
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from schemas.documents import DocType
 from streams.settings import Settings
 
 __all__ = ("INPUT_KINDS", "Topics", "create_topics")
 
-INPUT_KINDS = ("order", "payment", "logistics")
+INPUT_KINDS: tuple[DocType, ...] = ("order", "payment", "logistics")
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
@@ -39,7 +42,7 @@ class Topics:
         self.tickets_changelog = t("sandan-tickets-changelog")
         self.ledger_changelog = t("sandan-ledger-changelog")
         self.inputs = (self.order, self.payment, self.logistics)
-        self.doc_type_of = dict(zip(self.inputs, INPUT_KINDS, strict=True))
+        self.doc_type_of: dict[str, DocType] = dict(zip(self.inputs, INPUT_KINDS, strict=True))
         self.outputs = (self.release, self.divert, self.rejected)
         self.internal = (self.repartition, self.ledger, self.outcomes)
         self.changelogs = (self.tickets_changelog, self.ledger_changelog)
@@ -55,7 +58,12 @@ async def create_topics(settings: Settings) -> list[str]:
     big = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     compacted = {**big, "cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
     wanted = [
-        NewTopic(name, settings.partitions, 1, topic_configs=compacted if name in topics.changelogs else big)
+        NewTopic(
+            name,
+            settings.partitions,
+            1,
+            topic_configs=compacted if name in topics.changelogs else big,
+        )
         for name in topics.all()
     ]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.brokers, request_timeout_ms=30000)
@@ -64,10 +72,8 @@ async def create_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker created them meanwhile
         return [topic.name for topic in missing]
     finally:
         await admin.close()

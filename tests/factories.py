@@ -27,7 +27,10 @@ __all__ = (
 )
 
 _DATA = Path(__file__).parent / "data"
-_EXAMPLES = {name: json.loads((_DATA / f"{name}.json").read_text()) for name in ("order", "payment", "logistics")}
+_EXAMPLES = {
+    name: json.loads((_DATA / f"{name}.json").read_text())
+    for name in ("order", "payment", "logistics")
+}
 
 
 def _build(name: str, overrides: dict[str, Any]) -> dict[str, Any]:

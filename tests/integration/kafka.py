@@ -96,7 +96,7 @@ class Worker:
 
     def status(self) -> dict[str, Any] | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/status", timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/status", timeout=2) as r:
                 status: dict[str, Any] = json.loads(r.read())
                 return status
         except OSError:
@@ -108,7 +108,9 @@ class Worker:
         while timeout:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"worker exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
             status = self.status()
             if status and status.get("ready"):
                 return status
@@ -143,7 +145,9 @@ def unique_prefix() -> str:
 
 async def produce(brokers: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
     """Produce (topic, key, value) records in order and wait for every ack."""
-    producer = AIOKafkaProducer(bootstrap_servers=brokers, max_request_size=8 * 1024 * 1024, linger_ms=2)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=brokers, max_request_size=8 * 1024 * 1024, linger_ms=2
+    )
     await producer.start()
     try:
         for topic, key, value in records:
@@ -152,7 +156,14 @@ async def produce(brokers: str, records: list[tuple[str, bytes | None, bytes | N
         await producer.stop()
 
 
-async def consume(brokers: str, topics: list[str], *, count: int | None = None, idle: float = 3.0, limit: float = 60.0) -> list[Any]:
+async def consume(
+    brokers: str,
+    topics: list[str],
+    *,
+    count: int | None = None,
+    idle: float = 3.0,
+    limit: float = 60.0,
+) -> list[Any]:
     """Read committed records from the start: until ``count`` records, or until nothing new
     came for ``idle`` seconds (after at least one poll), or ``limit`` seconds in all."""
     consumer = AIOKafkaConsumer(
@@ -186,17 +197,23 @@ async def consume(brokers: str, topics: list[str], *, count: int | None = None, 
     return records
 
 
-async def committed_offsets(brokers: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
+async def committed_offsets(
+    brokers: str, group: str, topics: list[str]
+) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=brokers, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [
-            TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in (consumer.partitions_for_topic(topic) or ())
         ]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = [
-                TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or ())
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in (consumer.partitions_for_topic(topic) or ())
             ]
         result = {}
         for tp in partitions:

@@ -22,8 +22,18 @@ BAD_INPUTS: list[tuple[str, str, bytes, str]] = [
     ("missing required field", "order", as_bytes(order_dict(buyerName=DROP)), "`buyerName`"),
     ("wrong type", "order", as_bytes(order_dict(goodsValue=True)), "$.goodsValue"),
     ("over-long string", "order", as_bytes(order_dict(orderNo="S" * 61)), "$.orderNo"),
-    ("6 fraction digits", "payment", as_bytes(payment_dict(amountPaid="497.500001")), "$.amountPaid"),
-    ("float-looking exponent", "order", as_bytes(order_dict()).replace(b"\"goodsValue\": \"487.50\"", b"\"goodsValue\": 4.875e2"), "$.goodsValue"),
+    (
+        "6 fraction digits",
+        "payment",
+        as_bytes(payment_dict(amountPaid="497.500001")),
+        "$.amountPaid",
+    ),
+    (
+        "float-looking exponent",
+        "order",
+        as_bytes(order_dict()).replace(b'"goodsValue": "487.50"', b'"goodsValue": 4.875e2'),
+        "$.goodsValue",
+    ),
     ("negative amount", "logistics", as_bytes(logistics_dict(freight="-10.00")), "$.freight"),
     ("currency 840", "payment", as_bytes(payment_dict(currency="840")), "$.currency"),
     ("bad appTime", "order", as_bytes(order_dict(appTime="2026112411150")), "$.appTime"),
@@ -32,7 +42,12 @@ BAD_INPUTS: list[tuple[str, str, bytes, str]] = [
     ("buyerIdType 2", "order", as_bytes(order_dict(buyerIdType="2")), "$.buyerIdType"),
     ("empty message", "order", b"", "$"),
     ("1 MB message", "order", as_bytes(order_dict(note="x" * ONE_MB)), "exceeds"),
-    ("line currency 840", "order", as_bytes(order_dict(orderList=[{**order_dict()["orderList"][0], "currency": "840"}])), "$.orderList[0].currency"),
+    (
+        "line currency 840",
+        "order",
+        as_bytes(order_dict(orderList=[{**order_dict()["orderList"][0], "currency": "840"}])),
+        "$.orderList[0].currency",
+    ),
 ]
 
 
@@ -49,7 +64,9 @@ def test_bad_input_is_rejected_once_with_its_bytes_and_valid_documents_go_on(dep
         (d.topic("order"), b"SO20261124000001", as_bytes(order_dict())),
         (d.topic("payment"), b"SO20261124000001", as_bytes(payment_dict())),
     ]
-    bad = [(d.topic(kind), f"bad-{i}".encode(), raw) for i, (_, kind, raw, _) in enumerate(BAD_INPUTS)]
+    bad = [
+        (d.topic(kind), f"bad-{i}".encode(), raw) for i, (_, kind, raw, _) in enumerate(BAD_INPUTS)
+    ]
     valid_after = [(d.topic("logistics"), None, as_bytes(logistics_dict()))]
     run(produce(d.brokers, valid_before + bad + valid_after))
 
@@ -69,7 +86,11 @@ def test_bad_input_is_rejected_once_with_its_bytes_and_valid_documents_go_on(dep
 
     # Every input record, the valid ones after the bad ones included, was processed and
     # its offset committed.
-    offsets = run(committed_offsets(d.brokers, d.topic("sandan"), [d.topic(k) for k in ("order", "payment", "logistics")]))
+    offsets = run(
+        committed_offsets(
+            d.brokers, d.topic("sandan"), [d.topic(k) for k in ("order", "payment", "logistics")]
+        )
+    )
     per_topic: dict[str, int] = {}
     for tp, offset in offsets.items():
         per_topic[tp.topic] = per_topic.get(tp.topic, 0) + offset
@@ -80,10 +101,20 @@ def test_bad_input_is_rejected_once_with_its_bytes_and_valid_documents_go_on(dep
     assert worker.alive()
 
 
-@pytest.mark.parametrize("kind,factory", [("order", order_dict), ("payment", payment_dict), ("logistics", logistics_dict)])
-def test_a_valid_document_of_each_kind_is_not_rejected(deploy: Any, kind: str, factory: Any) -> None:
+@pytest.mark.parametrize(
+    "kind,factory",
+    [("order", order_dict), ("payment", payment_dict), ("logistics", logistics_dict)],
+)
+def test_a_valid_document_of_each_kind_is_not_rejected(
+    deploy: Any, kind: str, factory: Any
+) -> None:
     d = deploy()
     d.worker().wait_ready()
-    run(produce(d.brokers, [(d.topic(kind), b"k", as_bytes(factory())), (d.topic(kind), b"marker", b"not json")]))
+    run(
+        produce(
+            d.brokers,
+            [(d.topic(kind), b"k", as_bytes(factory())), (d.topic(kind), b"marker", b"not json")],
+        )
+    )
     rejected = run(consume(d.brokers, [d.topic("rejected")], count=1))
     assert [record.key for record in rejected] == [b"marker"]

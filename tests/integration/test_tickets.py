@@ -24,7 +24,9 @@ def docs(**changes: dict[str, Any]) -> dict[str, bytes]:
 
 def decisions(d: Any, count: int, **kw: Any) -> list[dict[str, Any]]:
     records = run(consume(d.brokers, [d.topic("release"), d.topic("divert")], count=count, **kw))
-    return sorted((json.loads(r.value) for r in records), key=lambda v: (v["ticketId"], v["revision"]))
+    return sorted(
+        (json.loads(r.value) for r in records), key=lambda v: (v["ticketId"], v["revision"])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +40,24 @@ def shared(request: Any, brokers: str, tmp_path_factory: Any) -> Any:
 
 
 @pytest.mark.parametrize("arrival", list(itertools.permutations(["order", "payment", "logistics"])))
-def test_a_clean_ticket_in_any_arrival_order_is_released_once(shared: Any, arrival: tuple[str, ...]) -> None:
+def test_a_clean_ticket_in_any_arrival_order_is_released_once(
+    shared: Any, arrival: tuple[str, ...]
+) -> None:
     order_no = "SO-" + "-".join(kind[0] for kind in arrival)
     values = docs(
         order={"orderNo": order_no, "guid": f"{order_no:>36}".replace(" ", "O")},
         payment={"orderNo": order_no, "guid": f"{order_no:>36}".replace(" ", "P")},
         logistics={"orderNo": order_no, "guid": f"{order_no:>36}".replace(" ", "L")},
     )
-    run(produce(shared.brokers, [(shared.topic(kind), order_no.encode(), values[kind]) for kind in arrival]))
-    records = run(consume(shared.brokers, [shared.topic("release"), shared.topic("divert")], idle=2))
+    run(
+        produce(
+            shared.brokers,
+            [(shared.topic(kind), order_no.encode(), values[kind]) for kind in arrival],
+        )
+    )
+    records = run(
+        consume(shared.brokers, [shared.topic("release"), shared.topic("divert")], idle=2)
+    )
     mine = [json.loads(r.value) for r in records if json.loads(r.value)["orderNo"] == order_no]
     assert len(mine) == 1, mine
     decision = mine[0]

@@ -1,0 +1,97 @@
+"""Producing a plan to Kafka on its schedule, and reading back what sandan decided.
+
+Open loop: each record is sent at its planned time (``speed`` scales the schedule), whatever
+the worker's pace, so a slow worker shows up as lag and latency, not as a slower load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from loadtest.truth import Plan
+
+__all__ = ("end_offsets", "produce_plan", "read_outputs")
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
+async def produce_plan(brokers: str, prefix: str, plan: Plan) -> float:
+    """Send every record at its time; return the seconds the whole plan took."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=brokers,
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        max_request_size=MAX_REQUEST_BYTES,
+    )
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending = []
+        for record in plan.records:
+            delay = record.at - (time.monotonic() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pending.append(
+                await producer.send(f"{prefix}{record.doc_type}", record.value, key=record.key)
+            )
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def end_offsets(
+    brokers: str, topics: list[str], partitions: int
+) -> dict[TopicPartition, int]:
+    """The current end of each partition of ``topics`` (where a run's outputs will start)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=brokers, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        wanted = [TopicPartition(topic, p) for topic in topics for p in range(partitions)]
+        offsets: dict[TopicPartition, int] = await consumer.end_offsets(wanted)
+        return offsets
+    finally:
+        await consumer.stop()
+
+
+async def read_outputs(
+    brokers: str,
+    start: dict[TopicPartition, int],
+    *,
+    until: int,
+    deadline: float,
+    idle: float = 2.0,
+) -> dict[str, list[dict[str, Any]]]:
+    """Read committed records from ``start`` until ``until`` records came (and then ``idle``
+    quiet seconds), or ``deadline`` (monotonic) passed; by topic, values decoded."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=brokers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=MAX_REQUEST_BYTES * 2,
+    )
+    await consumer.start()
+    seen: dict[str, list[dict[str, Any]]] = {tp.topic: [] for tp in start}
+    count = 0
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=50_000)
+            for tp, records in batch.items():
+                seen[tp.topic].extend(orjson.loads(r.value) for r in records)
+                count += len(records)
+            if batch:
+                quiet_since = time.monotonic()
+            elif count >= until and time.monotonic() - quiet_since >= idle:
+                break
+    finally:
+        await consumer.stop()
+    return seen
