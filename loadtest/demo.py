@@ -43,9 +43,7 @@ async def run_demo(settings: Settings, *, tickets: int, seed: int | None) -> int
         f"window {window:g}s; producing..."
     )
     took = await produce_plan(settings.brokers, settings.topic_prefix, plan)
-    print(
-        f"demo: produced in {took:.1f}s; waiting for the decisions (windows close after {window:g}s)..."
-    )
+    print(f"demo: produced in {took:.1f}s; waiting for the decisions (window {window:g}s)")
     deadline = time.monotonic() + window + 3 * SETTLE + 60
     seen = await read_outputs(settings.brokers, start, until=expected, deadline=deadline)
     decisions = seen[topics.release] + seen[topics.divert]
