@@ -24,6 +24,7 @@ __all__ = ("SETTINGS_HELP", "Settings", "SettingsError", "parse_duration")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST_DURATION = 3650 * 86400.0
 
 # Variables the broker script (kafka/broker.sh) reads; allowed here so that one environment
 # can hold both.
@@ -41,8 +42,8 @@ def parse_duration(text: str) -> float:
         msg = f"expected seconds or a number with a unit s, m, h or d, got {text!r}"
         raise ValueError(msg)
     seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        msg = f"expected a positive duration, got {text!r}"
+    if not 0 < seconds <= _LONGEST_DURATION:
+        msg = f"expected a positive duration of at most 3650d, got {text!r}"
         raise ValueError(msg)
     return seconds
 

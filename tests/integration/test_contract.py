@@ -565,7 +565,8 @@ def test_a_waybill_two_platforms_could_take_diverts_both_ambiguous(shared: Deplo
         Rec("payment", b["payment"]),
     )
     drafts = barrier(shared, order_no, "order", "payment")
-    assert len(rejections_of(outputs(shared, {order_no}, 2, settle=0))) == 2  # both tickets exist
+    # Once the drafts are rejected, both tickets hold their order and payment.
+    assert len(rejections_of(outputs(shared, {order_no}, 2, settle=0))) == 2
     send(shared, Rec("logistics", waybill))
 
     outs = outputs(shared, {order_no}, 7, settle=1.5, limit=3 * WINDOW + 10)

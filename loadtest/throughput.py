@@ -1,0 +1,136 @@
+"""A first throughput measurement: a backlog of tickets drained by one worker.
+
+    python -m loadtest.throughput --brokers 127.0.0.1:9092 --tickets 100000
+
+It creates topics under a fresh prefix, produces the whole plan (default fault mix, no
+timeouts within the run) before the worker starts, starts ``sandan worker``, and reads the
+outputs until every expected decision and rejection is there. Throughput is tickets decided
+per minute between the first and the last output's timestamp; the outputs are checked against
+the ground truth. The sustained, open-loop load test with latency is ``make loadtest``'s job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from loadtest.generator import generate
+from loadtest.verify import verify
+from streams.settings import Settings
+from streams.topics import Topics, create_topics
+
+__all__ = ("main",)
+
+
+async def _produce_all(settings: Settings, records: list[tuple[str, bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.brokers, linger_ms=20, max_batch_size=1024 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(t, v, key=k) for t, k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _drain(settings: Settings, expected: int, limit_s: float) -> list[tuple[str, int, bytes]]:
+    topics = Topics(settings)
+    consumer = AIOKafkaConsumer(
+        *topics.outputs,
+        bootstrap_servers=settings.brokers,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    seen: list[tuple[str, int, bytes]] = []
+    end = time.monotonic() + limit_s
+    try:
+        while len(seen) < expected and time.monotonic() < end:
+            batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
+            for tp, records in batch.items():
+                seen.extend((tp.topic, r.timestamp, r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.throughput")
+    parser.add_argument("--brokers", default="127.0.0.1:9092")
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    prefix = f"tp-{uuid.uuid4().hex[:8]}."
+    env = {
+        "SANDAN_BROKERS": args.brokers,
+        "SANDAN_TOPIC_PREFIX": prefix,
+        "SANDAN_PARTITIONS": str(args.partitions),
+        "SANDAN_WINDOW": "1h",
+    }
+    settings = Settings.from_env(env)
+    asyncio.run(create_topics(settings))
+    started = time.monotonic()
+    plan = generate(args.seed, args.tickets, rate=None, window=3600.0)
+    records = [(settings.topic(r.doc_type), r.key, r.value) for r in plan.records]
+    print(f"planned {plan.tickets} tickets, {len(records)} records in {time.monotonic() - started:.1f}s")
+    started = time.monotonic()
+    asyncio.run(_produce_all(settings, records))
+    print(f"produced them in {time.monotonic() - started:.1f}s; starting the worker")
+
+    expected = sum(len(d) for d in plan.decisions.values()) + len(plan.rejections)
+    with tempfile.TemporaryDirectory() as data:
+        worker_env = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
+        worker_env |= env | {"SANDAN_DATA_DIR": data, "SANDAN_WEB_PORT": "0"}
+        log = Path(data) / "worker.log"
+        with log.open("wb") as out:
+            worker = subprocess.Popen(  # noqa: S603 - our own worker
+                [sys.executable, "-m", "streams", "worker", "-l", "warning"],
+                env=worker_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            seen = asyncio.run(_drain(settings, expected, limit_s=1800))
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+    topics = Topics(settings)
+    decisions = [orjson.loads(v) for t, _, v in seen if t in (topics.release, topics.divert)]
+    rejections = [orjson.loads(v) for t, _, v in seen if t == topics.rejected]
+    report = verify(plan, decisions, rejections)
+    stamps = sorted(ts for _, ts, _ in seen)
+    span_s = max((stamps[-1] - stamps[0]) / 1000, 1e-3) if stamps else float("nan")
+    per_minute = report.tickets_decided / span_s * 60
+    print(
+        orjson.dumps(
+            {
+                "tickets": plan.tickets,
+                "decided": report.tickets_decided,
+                "outputs": len(seen),
+                "span_s": round(span_s, 2),
+                "tickets_per_minute": round(per_minute),
+                "mismatches": len(report.mismatches),
+            }
+        ).decode()
+    )
+    for line in report.mismatches[:10]:
+        print(f"  - {line}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
