@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,9 @@ async def _produce_all(settings: Settings, records: list[tuple[str, bytes | None
         await producer.stop()
 
 
-async def _drain(settings: Settings, expected: int, limit_s: float) -> list[tuple[str, int, bytes]]:
+async def _drain(
+    settings: Settings, expected: int, limit_s: float, worker: subprocess.Popen[bytes]
+) -> list[tuple[str, int, bytes]]:
     topics = Topics(settings)
     consumer = AIOKafkaConsumer(
         *topics.outputs,
@@ -58,12 +61,22 @@ async def _drain(settings: Settings, expected: int, limit_s: float) -> list[tupl
     end = time.monotonic() + limit_s
     try:
         while len(seen) < expected and time.monotonic() < end:
+            if worker.poll() is not None:
+                msg = f"the worker exited with {worker.returncode}"
+                raise RuntimeError(msg)
             batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
             for tp, records in batch.items():
                 seen.extend((tp.topic, r.timestamp, r.value) for r in records)
     finally:
         await consumer.stop()
     return seen
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,25 +99,29 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     plan = generate(args.seed, args.tickets, rate=None, window=3600.0)
     records = [(settings.topic(r.doc_type), r.key, r.value) for r in plan.records]
-    print(f"planned {plan.tickets} tickets, {len(records)} records in {time.monotonic() - started:.1f}s")
+    took = time.monotonic() - started
+    print(f"planned {plan.tickets} tickets, {len(records)} records in {took:.1f}s", flush=True)
     started = time.monotonic()
     asyncio.run(_produce_all(settings, records))
-    print(f"produced them in {time.monotonic() - started:.1f}s; starting the worker")
+    print(f"produced them in {time.monotonic() - started:.1f}s; starting the worker", flush=True)
 
     expected = sum(len(d) for d in plan.decisions.values()) + len(plan.rejections)
     with tempfile.TemporaryDirectory() as data:
         worker_env = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
-        worker_env |= env | {"SANDAN_DATA_DIR": data, "SANDAN_WEB_PORT": "0"}
+        worker_env |= env | {"SANDAN_DATA_DIR": data, "SANDAN_WEB_PORT": str(_free_port())}
         log = Path(data) / "worker.log"
         with log.open("wb") as out:
-            worker = subprocess.Popen(  # noqa: S603 - our own worker
+            worker = subprocess.Popen(
                 [sys.executable, "-m", "streams", "worker", "-l", "warning"],
                 env=worker_env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
         try:
-            seen = asyncio.run(_drain(settings, expected, limit_s=1800))
+            seen = asyncio.run(_drain(settings, expected, 1800, worker))
+        except RuntimeError:
+            print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
         finally:
             worker.terminate()
             worker.wait(timeout=60)

@@ -58,8 +58,8 @@ def _positive_int(text: str) -> int:
 
 def _port(text: str) -> int:
     value = int(text)
-    if not 0 <= value <= 65535:  # noqa: PLR2004
-        msg = f"expected a TCP port 0-65535, got {text!r}"
+    if not 1 <= value <= 65535:  # noqa: PLR2004
+        msg = f"expected a TCP port 1-65535, got {text!r}"
         raise ValueError(msg)
     return value
 
@@ -169,6 +169,6 @@ SETTINGS_HELP = {
     "SANDAN_ANNUAL_LIMIT": ("26000", "annual limit per buyer, CNY"),
     "SANDAN_DATA_DIR": ("data", "local state (RocksDB) of this worker"),
     "SANDAN_MAX_DOCUMENT_BYTES": ("262144", "larger input records are rejected SCHEMA"),
-    "SANDAN_WEB_PORT": ("6066", "the worker's status page and /metrics (0: any free port)"),
+    "SANDAN_WEB_PORT": ("6066", "the worker's status page (/status)"),
     "SANDAN_WORKER_ID": ("from host and data dir", "this worker's stable transactional id"),
 }

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +143,7 @@ def unique_prefix() -> str:
     return f"it-{uuid.uuid4().hex[:10]}."
 
 
-async def produce(brokers: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
+async def produce(brokers: str, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
     """Produce (topic, key, value) records in order and wait for every ack."""
     producer = AIOKafkaProducer(
         bootstrap_servers=brokers, max_request_size=8 * 1024 * 1024, linger_ms=2

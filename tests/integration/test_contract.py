@@ -20,11 +20,11 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -74,6 +74,26 @@ DECISION_FIELDS = {
 Doc = dict[str, Any]
 
 
+class TicketDocs(TypedDict):
+    """One ticket's three documents; ``**docs`` gives check_decision its document arguments."""
+
+    order: Doc
+    payment: Doc
+    logistics: Doc
+
+
+class Overrides(TypedDict, total=False):
+    """Field overrides per document, ``**overrides`` for ticket_docs."""
+
+    order: Doc
+    payment: Doc
+    logistics: Doc
+
+
+# (code, fields) pairs of a divert, in order; fields None: not compared
+Reasons = Sequence[tuple[str, dict[str, list[str | None]] | None]]
+
+
 # -- documents --------------------------------------------------------------------------------
 
 
@@ -99,7 +119,7 @@ def ticket_docs(
     order: Doc | None = None,
     payment: Doc | None = None,
     logistics: Doc | None = None,
-) -> dict[str, Doc]:
+) -> TicketDocs:
     """One ticket's three documents with fresh guids and a buyer of its own (clean unless
     overridden)."""
     buyer = new_buyer_id()
@@ -126,7 +146,7 @@ def draft(kind: str, order_no: str) -> Doc:
     return factory(orderNo=order_no, guid=new_guid(), appStatus="1")
 
 
-def single_item(value: str, buyer: str) -> dict[str, Doc]:
+def single_item(value: str, buyer: str) -> Overrides:
     """Overrides for a clean order of one line with qty 1 worth ``value`` (freight 10.00)."""
     line = {**order_dict()["orderList"][0], "qty": "1", "price": value, "totalPrice": value}
     paid = str(Decimal(value) + Decimal("10.00"))
@@ -277,7 +297,7 @@ def outputs(
     """The output records (release, divert, rejected) naming one of ``order_nos``: at least
     ``count`` of them unless ``limit`` runs out, plus any that came within ``settle`` after."""
     topics = {d.topic(kind): kind for kind in OUTPUT_KINDS}
-    return run(
+    found: list[Out] = run(
         _collect(
             d.brokers,
             topics,
@@ -287,6 +307,7 @@ def outputs(
             limit=limit,
         )
     )
+    return found
 
 
 def decisions_of(outs: list[Out]) -> list[Out]:
@@ -328,7 +349,7 @@ def check_decision(
     logistics: Doc | None,
     ebp: str | None = EBP,
     order_no: str | None = None,
-    reasons: list[tuple[str, dict[str, list[str | None]] | None]] | None = None,
+    reasons: Reasons | None = None,
     missing: list[str] | None = None,
     full_tax: bool | None = False,
 ) -> None:
@@ -454,7 +475,7 @@ _TWO_OF_ONE_ITEM = [
     {**order_dict()["orderList"][0], "qty": "2", "price": "2600.00", "totalPrice": "5200.00"},
 ]
 
-DIVERT_CASES: dict[str, tuple[dict[str, Doc], list[tuple[str, dict[str, list[str | None]]]]]] = {
+DIVERT_CASES: dict[str, tuple[Overrides, Reasons]] = {
     "AMOUNT_MISMATCH": (
         {"payment": {"amountPaid": "500.00"}},
         [("AMOUNT_MISMATCH", {"acturalPaid": ["497.50", "500.00"]})],

@@ -14,6 +14,8 @@ from tests.integration.kafka import committed_offsets, consume, produce, run
 
 ONE_MB = 1024 * 1024
 
+Record = tuple[str, bytes | None, bytes | None]  # (topic, key, value), as produce takes them
+
 # (name, topic kind, raw value, text the detail must contain)
 BAD_INPUTS: list[tuple[str, str, bytes, str]] = [
     ("not JSON", "order", b"this is not json", "$"),
@@ -60,14 +62,14 @@ def test_bad_input_is_rejected_once_with_its_bytes_and_valid_documents_go_on(dep
     d = deploy()
     worker = d.worker()
     worker.wait_ready()
-    valid_before = [
+    valid_before: list[Record] = [
         (d.topic("order"), b"SO20261124000001", as_bytes(order_dict())),
         (d.topic("payment"), b"SO20261124000001", as_bytes(payment_dict())),
     ]
-    bad = [
+    bad: list[Record] = [
         (d.topic(kind), f"bad-{i}".encode(), raw) for i, (_, kind, raw, _) in enumerate(BAD_INPUTS)
     ]
-    valid_after = [(d.topic("logistics"), None, as_bytes(logistics_dict()))]
+    valid_after: list[Record] = [(d.topic("logistics"), None, as_bytes(logistics_dict()))]
     run(produce(d.brokers, valid_before + bad + valid_after))
 
     rejected = run(consume(d.brokers, [d.topic("rejected")], count=len(BAD_INPUTS)))

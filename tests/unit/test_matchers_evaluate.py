@@ -81,7 +81,7 @@ def test_matchers_and_schemas_import_no_stream_machinery() -> None:
         "import sys, matchers, schemas, schemas.codec, matchers.limits;"
         "print(sorted({'faust', 'aiokafka', 'rocksdict', 'streams'} & sys.modules.keys()))"
     )
-    result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+    result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
