@@ -22,15 +22,32 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from loadtest.generator import generate
+from loadtest.truth import DEFAULT_MIX
 from loadtest.verify import verify
 from streams.settings import Settings
 from streams.topics import Topics, create_topics
 
 __all__ = ("main",)
+
+# A backlog is produced at once, ignoring the plan's timing: only faults whose outcome does not
+# depend on the order or the time of arrival (or on a window closing) are planned.
+BACKLOG_MIX = msgspec.structs.replace(
+    DEFAULT_MIX,
+    missing_document=0.0,
+    late_document=0.0,
+    duplicate=0.0,
+    stale_change=0.0,
+    annual_limit=0.0,
+    change_after_divert=0.0,
+    change_after_release=0.0,
+    unknown_document=0.0,
+    ambiguous_waybill=0.0,
+)
 
 
 async def _produce_all(settings: Settings, records: list[tuple[str, bytes | None, bytes]]) -> None:
@@ -97,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(env)
     asyncio.run(create_topics(settings))
     started = time.monotonic()
-    plan = generate(args.seed, args.tickets, rate=None, window=3600.0)
+    plan = generate(args.seed, args.tickets, rate=None, window=3600.0, faults=BACKLOG_MIX)
     records = [(settings.topic(r.doc_type), r.key, r.value) for r in plan.records]
     took = time.monotonic() - started
     print(f"planned {plan.tickets} tickets, {len(records)} records in {took:.1f}s", flush=True)
