@@ -8,6 +8,11 @@ processed is sent at least ``settle`` seconds after it, and a record that must b
 window is sent at least ``settle`` before the window closes. loadtest.truth lists the fault
 kinds and their expected outcomes; loadtest.faults plans each kind.
 
+A long run is planned in chunks (``chunk=0, 1, ...`` with distinct seeds): every serial number of
+chunk ``k`` (orderNo, payTransactionId, logisticsNo) starts with ``C{k}-`` and every resident ID it
+draws has the sequence number ``1 + k % 999``, so the chunks of one run (below 999 of them) never
+share a ticket or a buyer.
+
 Clean tickets are released: the amounts add up exactly, the resident IDs are valid, the dutiable
 value stays within 5000 and a returning buyer's planned tickets within 15000 a year.
 """
@@ -204,9 +209,18 @@ class Planner:
     """Plans slots one by one into records and expected outcomes (one per :func:`generate`)."""
 
     def __init__(
-        self, rng: random.Random, *, window: float, max_delay: float, settle: float, pool: int
+        self,
+        rng: random.Random,
+        *,
+        window: float,
+        max_delay: float,
+        settle: float,
+        pool: int,
+        chunk: int | None = None,
     ) -> None:
         self.rng = rng
+        self.chunk = chunk
+        self._serial_prefix = "" if chunk is None else f"C{chunk}-"
         self.window, self.max_delay, self.settle = window, max_delay, settle
         offset = timedelta(days=rng.randrange(170), seconds=rng.randrange(36_000))
         self.base = datetime(2026, 1, 5, 8, tzinfo=_CHINA) + offset  # stays inside one year
@@ -241,7 +255,7 @@ class Planner:
     def unique(self, pattern: str) -> str:
         """A serial number after ``pattern`` (see ids.serial) not used before in this plan."""
         day = self.base.date()
-        while (value := ids.serial(self.rng, pattern, day)) in self._used:
+        while (value := self._serial_prefix + ids.serial(self.rng, pattern, day)) in self._used:
             pass
         self._used.add(value)
         return value
@@ -250,6 +264,9 @@ class Planner:
         """A new person, with a valid resident ID of their own unless ``id_number`` is given."""
         while id_number is None or id_number in self._used:
             id_number = ids.resident_id(self.rng)
+            if self.chunk is not None:  # the chunk's own sequence number: unique across chunks
+                body = f"{id_number[:14]}{1 + self.chunk % 999:03d}"
+                id_number = body + ids.check_char(body)
         self._used.add(id_number)
         return ids.person(self.rng, id_number)
 
@@ -414,6 +431,7 @@ def generate(
     max_delay: float = 1.0,
     settle: float = 3.0,
     faults: FaultMix = DEFAULT_MIX,
+    chunk: int | None = None,
 ) -> Plan:
     """Plan ``tickets`` slots (each a ticket, or the few tickets or records of a fault).
 
@@ -421,16 +439,26 @@ def generate(
     ``window``: the engine's SANDAN_WINDOW in seconds; it must leave room for the faults acting
     inside it: at least ``max_delay + 3 * settle``. ``max_delay``: the spread of one ticket's
     documents. ``settle``: the least time between a record and one whose outcome depends on it.
+    ``chunk``: this plan's number among the chunks of one run (see the module's docstring); None
+    for a plan on its own.
     """
     if tickets < 0 or (rate is not None and rate <= 0) or max_delay < 0 or settle <= 0:
         msg = "need tickets >= 0, rate > 0 or None, max_delay >= 0 and settle > 0"
+        raise ValueError(msg)
+    if chunk is not None and chunk < 0:
+        msg = "need chunk >= 0 or None"
         raise ValueError(msg)
     if window < max_delay + 3 * settle:
         msg = f"window {window}s is shorter than max_delay + 3 * settle = {max_delay + 3 * settle}s"
         raise ValueError(msg)
     rng = random.Random(seed)
     planner = Planner(
-        rng, window=window, max_delay=max_delay, settle=settle, pool=max(8, tickets // 3)
+        rng,
+        window=window,
+        max_delay=max_delay,
+        settle=settle,
+        pool=max(8, tickets // 3),
+        chunk=chunk,
     )
     names = ["clean", *FaultMix.kinds()]
     weights = [max(0.0, 1.0 - faults.total), *(p for _, p in faults.items())]

@@ -7,6 +7,7 @@ msgspec reports it (``Expected `str` of length <= 60 - at `$.orderNo```).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -19,11 +20,13 @@ __all__ = (
     "BUSINESS_KEY_FIELDS",
     "DEFAULT_MAX_DOCUMENT_BYTES",
     "decode_document",
+    "decode_document_cached",
     "encode_json",
     "readable_fields",
 )
 
 DEFAULT_MAX_DOCUMENT_BYTES = 256 * 1024
+RECENT_DOCUMENTS = 32_768
 
 # The identifying fields a rejection repeats, where the record lets us read them.
 BUSINESS_KEY_FIELDS = (
@@ -71,6 +74,25 @@ def decode_document(
         # Deeply nested arrays/objects (in an ignored field) exhaust msgspec's recursion limit.
         raise SchemaError("not a JSON document: nested too deeply - at `$`") from None
     return document
+
+
+def decode_document_cached(
+    doc_type: DocType, raw: bytes | None, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+) -> Document:
+    """:func:`decode_document`, remembering the most recent results by value.
+
+    A ticket's documents are decoded when they arrive and again when the ticket is decided,
+    usually moments later; the cache saves the second decoding. Callers must not mutate the
+    documents it returns.
+    """
+    if not raw or len(raw) > max_bytes:
+        return decode_document(doc_type, raw, max_bytes)  # raises SchemaError
+    return _decode_recent(doc_type, raw)
+
+
+@lru_cache(maxsize=RECENT_DOCUMENTS)
+def _decode_recent(doc_type: DocType, raw: bytes) -> Document:
+    return decode_document(doc_type, raw, len(raw))
 
 
 def readable_fields(raw: bytes | None) -> dict[str, str]:

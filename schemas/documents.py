@@ -39,7 +39,7 @@ from schemas.fields import (
     OptC200,
     OptC1000,
     Timestamp,
-    parse_timestamp,
+    is_real_timestamp,
 )
 
 __all__ = ("DOCUMENT_TYPES", "DocType", "Document", "Logistics", "Order", "OrderLine", "Payment")
@@ -48,11 +48,9 @@ DocType = Literal["order", "payment", "logistics"]
 
 
 def _check_timestamp(field: str, text: str) -> None:
-    try:
-        parse_timestamp(text)
-    except ValueError:
+    if not is_real_timestamp(text):
         msg = f"`{field}` {text!r} is not a real time (YYYYMMDDhhmmss) - at `$.{field}`"
-        raise ValueError(msg) from None
+        raise ValueError(msg)
 
 
 class _Header(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):

@@ -10,8 +10,9 @@ refused with the field's path. No amount ever passes through a binary float.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import msgspec
@@ -45,12 +46,13 @@ __all__ = (
     "Timestamp",
     "dec_hook",
     "enc_hook",
+    "is_real_timestamp",
     "parse_timestamp",
 )
 
 # ASCII digits only: ``\d`` would also take full-width and other Unicode digits (U+FF10...).
 AMOUNT_TEXT = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,5})?")
-TIMESTAMP_TEXT = r"^\d{14}$"
+TIMESTAMP_TEXT = r"^[0-9]{14}$"
 
 
 class Amount(Decimal):
@@ -96,22 +98,44 @@ def parse_timestamp(text: str) -> datetime:
     return datetime.strptime(text, "%Y%m%d%H%M%S")  # noqa: DTZ007 - the standard's local time
 
 
+def is_real_timestamp(text: str) -> bool:
+    """Whether a 14-digit ``YYYYMMDDhhmmss`` names a real time (fast: dates are cached)."""
+    if len(text) != 14:  # noqa: PLR2004 - the pattern's `$` lets a trailing newline through
+        return False
+    hour, minute, second = text[8:10], text[10:12], text[12:14]
+    return _is_real_date(text[:8]) and hour < "24" and minute < "60" and second < "60"
+
+
+@lru_cache(maxsize=8192)
+def _is_real_date(yyyymmdd: str) -> bool:
+    try:
+        date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
+    except ValueError:
+        return False
+    return True
+
+
 def dec_hook(type_: type, value: object) -> object:
     """Build the custom field types msgspec does not know (decoding)."""
     if type_ is Amount:
         if isinstance(value, bool) or not isinstance(value, str | int):
             msg = f"expected a decimal amount as a string or number, got {type(value).__name__}"
             raise TypeError(msg)
-        text = str(value)
-        if AMOUNT_TEXT.fullmatch(text) is None:
-            msg = (
-                f"expected a non-negative decimal amount in plain notation with at most "
-                f"14 integer and 5 fraction digits (N19,5), got {text!r}"
-            )
-            raise ValueError(msg)
-        return Amount(text)
+        return _amount(str(value))
     msg = f"no decoder for {type_!r}"
     raise NotImplementedError(msg)
+
+
+@lru_cache(maxsize=65_536)
+def _amount(text: str) -> Amount:
+    """The amount a text holds (amounts repeat a lot: prices, freight, "0.00")."""
+    if AMOUNT_TEXT.fullmatch(text) is None:
+        msg = (
+            f"expected a non-negative decimal amount in plain notation with at most "
+            f"14 integer and 5 fraction digits (N19,5), got {text!r}"
+        )
+        raise ValueError(msg)
+    return Amount(text)
 
 
 def enc_hook(value: object) -> object:

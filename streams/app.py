@@ -32,6 +32,9 @@ class EngineService(Service):
         self.engine = Engine(settings, self.pipeline)
 
     async def on_start(self) -> None:
+        # aiokafka logs every record it sends at DEBUG: never build those log records.
+        aiokafka_log = logging.getLogger("aiokafka")
+        aiokafka_log.setLevel(max(aiokafka_log.getEffectiveLevel(), logging.INFO))
         await self.engine.start()
         self.add_future(self._run())
 

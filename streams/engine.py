@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
+from schemas.keys import murmur2_partition
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, Topics
 
@@ -93,6 +94,8 @@ class Engine:
         self.batches = 0
         self.records = 0
         self.assignment: set[int] = set()
+        self._partition_counts: dict[str, int] = {}
+        self._round_robin = 0
         self._stopping = False
 
     async def start(self) -> None:
@@ -169,10 +172,9 @@ class Engine:
         producer = self.producer
         await producer.begin_transaction()
         try:
-            send = producer.send
-            futures = [
-                await send(topic, value, key=key, partition=partition, headers=headers)
-                for topic, key, value, partition, headers in outputs
+            sent = [
+                (await producer.send_batch(builder, topic, partition=partition), builder)
+                for (topic, partition), builder in await self._record_batches(outputs)
             ]
             if batch:
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
@@ -184,8 +186,39 @@ class Engine:
                 await asyncio.shield(producer.abort_transaction())
             raise
         written: dict[tuple[str, int], int] = {}
-        for future in futures:
+        for future, builder in sent:
             metadata = future.result()
+            last = metadata.offset + builder.record_count() - 1
             where = (metadata.topic, metadata.partition)
-            written[where] = max(written.get(where, -1), metadata.offset)
+            written[where] = max(written.get(where, -1), last)
         return written
+
+    async def _record_batches(self, outputs: list[Output]) -> list[tuple[tuple[str, int], Any]]:
+        """The outputs as record batches per topic and partition (one producer request each,
+        instead of aiokafka's per-record path); keyed records go where Kafka's default
+        partitioner would put them."""
+        builders: dict[tuple[str, int], Any] = {}
+        full: list[tuple[tuple[str, int], Any]] = []
+        for topic, key, value, chosen, headers in outputs:
+            partition = chosen
+            if partition is None:
+                count = self._partition_counts.get(topic) or await self._partition_count(topic)
+                if key is None:
+                    self._round_robin += 1
+                    partition = self._round_robin % count
+                else:
+                    partition = murmur2_partition(key, count)
+            where = (topic, partition)
+            builder = builders.get(where)
+            if builder is None:
+                builder = builders[where] = self.producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+                full.append((where, builder))
+                builder = builders[where] = self.producer.create_batch()
+                builder.append(key=key, value=value, timestamp=None, headers=headers or [])
+        return [*full, *builders.items()]
+
+    async def _partition_count(self, topic: str) -> int:
+        count = len(await self.producer.partitions_for(topic))
+        self._partition_counts[topic] = count
+        return count

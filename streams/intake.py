@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from schemas.codec import decode_document, readable_fields
+from schemas.codec import decode_document_cached, readable_fields
 from schemas.documents import DocType, Document
 from schemas.errors import SchemaError
 from schemas.outputs import Rejection, RejectionCode, Source
@@ -27,7 +27,7 @@ class Incoming(NamedTuple):
 def validate(record: Incoming, max_bytes: int) -> Document | Rejection:
     """Decode the record's value, or say why it is rejected (code ``SCHEMA`` or ``DRAFT``)."""
     try:
-        document = decode_document(record.doc_type, record.value, max_bytes)
+        document = decode_document_cached(record.doc_type, record.value, max_bytes)
     except SchemaError as exc:
         return Rejection(
             code="SCHEMA",

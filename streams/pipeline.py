@@ -189,8 +189,13 @@ class SandanPipeline:
     def _flush(self) -> list[Output]:
         outputs = self._outputs
         for (partition, order_no), group in self._groups.items():
-            value = _encoder.encode(group) if group.tickets else None
-            outputs.append(self.tickets.put(partition, order_no.encode(), value))
+            if group.tickets:
+                value = _encoder.encode(group)
+                outputs.append(
+                    self.tickets.put(partition, order_no.encode(), value, next_due(group))
+                )
+            else:
+                outputs.append(self.tickets.put(partition, order_no.encode(), None))
         for (partition, buyer), ledger in self._buyers.items():
             outputs.append(self.ledger.put(partition, buyer.encode(), _encoder.encode(ledger)))
         self._groups = {}

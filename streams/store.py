@@ -67,13 +67,16 @@ class Store:
         value: bytes | None = self._db.get(b"v" + _U16.pack(partition) + key)
         return value
 
-    def put(self, partition: int, key: bytes, value: bytes | None) -> Output:
-        """Stage a write (None deletes); return its changelog record."""
+    def put(
+        self, partition: int, key: bytes, value: bytes | None, due_ms: int | None = None
+    ) -> Output:
+        """Stage a write (None deletes), with a timer at ``due_ms`` if given (else computed
+        by the store's ``due`` function, when it has one); return its changelog record."""
         self._staged[(partition, key)] = value
-        if value is not None and self._due is not None:
-            due = self._due(value)
-            if due is not None:
-                self._timers.append(_timer_key(partition, due, key))
+        if due_ms is None and value is not None and self._due is not None:
+            due_ms = self._due(value)
+        if due_ms is not None:
+            self._timers.append(_timer_key(partition, due_ms, key))
         return Output(self.changelog, key, value, partition)
 
     def due(self, partition: int, now_ms: int, limit: int) -> Iterator[bytes]:

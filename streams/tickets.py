@@ -22,7 +22,7 @@ import msgspec
 
 from matchers import Limits, evaluate
 from matchers.limits import dutiable_value
-from schemas.codec import decode_document
+from schemas.codec import decode_document_cached
 from schemas.documents import DocType, Document, Logistics, Order, Payment
 from schemas.keys import ticket_id
 from schemas.outputs import Decision, DocumentGuids, Reason, Rejection, RejectionCode, Source
@@ -358,7 +358,7 @@ class TicketBook:
                 record.raw,
                 _source(record),
             )
-            doc = decode_document(record.doc_type, record.raw, self.rules.max_document_bytes)
+            doc = decode_document_cached(record.doc_type, record.raw, self.rules.max_document_bytes)
             self.on_document(group, incoming, doc, now_ms)
 
     def on_timer(self, group: Group, now_ms: int) -> None:
@@ -408,7 +408,7 @@ _D = TypeVar("_D", Order, Payment, Logistics)
 def _decode(stored: StoredDoc | None, kind: DocType, type_: type[_D]) -> _D | None:
     if stored is None:
         return None
-    document = decode_document(kind, stored.raw, len(stored.raw))
+    document = decode_document_cached(kind, stored.raw, len(stored.raw))
     assert isinstance(document, type_)  # noqa: S101 - stored documents were validated
     return document
 

@@ -756,7 +756,7 @@ TIMESTAMP_FIELDS = [
     ("logistics", "appTime"),
     ("payment", "payTime"),
 ]
-NOT_TIMESTAMP = "Expected `str` matching regex '^\\\\d{14}$'"
+NOT_TIMESTAMP = "Expected `str` matching regex '^[0-9]{14}$'"
 BAD_TIMESTAMPS = [
     ("2026112411213", NOT_TIMESTAMP),  # 13 characters
     ("202611241121300", NOT_TIMESTAMP),  # 15 characters
@@ -776,7 +776,7 @@ BAD_TIMESTAMPS = [
     ("20261124120060", "not real"),  # second 60
     ("00000101000000", "not real"),  # year 0
     ("20261124112130\n", "not real"),  # passes `$` of the regex, not the time parser
-    ("".join(chr(0xFF10 + int(d)) for d in "20261124112130"), "not real"),  # full-width
+    ("".join(chr(0xFF10 + int(d)) for d in "20261124112130"), NOT_TIMESTAMP),  # full-width
 ]
 
 

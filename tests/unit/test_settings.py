@@ -79,7 +79,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "SANDAN_ANNUAL_LIMIT": "30000",
             "SANDAN_DATA_DIR": str(tmp_path / "state"),
             "SANDAN_MAX_DOCUMENT_BYTES": "1024",
-            "SANDAN_WEB_PORT": "0",
+            "SANDAN_WEB_PORT": "7000",
             "SANDAN_WORKER_ID": "worker-7",
         }
     )
@@ -93,7 +93,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         annual_limit=Decimal(30000),
         data_dir=tmp_path / "state",
         max_document_bytes=1024,
-        web_port=0,
+        web_port=7000,
         worker_id="worker-7",
     )
     assert isinstance(settings.single_limit, Decimal)
@@ -197,6 +197,7 @@ def test_window_longer_than_retention_is_rejected() -> None:
         ("SANDAN_MAX_DOCUMENT_BYTES", "0"),
         ("SANDAN_MAX_DOCUMENT_BYTES", "256k"),
         ("SANDAN_WEB_PORT", "65536"),
+        ("SANDAN_WEB_PORT", "0"),
         ("SANDAN_WEB_PORT", "-1"),
         ("SANDAN_WEB_PORT", "http"),
         ("SANDAN_WORKER_ID", "worker 1"),

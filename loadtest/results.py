@@ -1,0 +1,319 @@
+"""A sustained run's ground truth and what sandan answered, kept in sharded files, and the check.
+
+A long run (3 million tickets) does not hold its truth and sandan's outputs in memory at once:
+the driver appends each chunk's expected decisions and rejections to ``truth-<shard>.bin``, the
+output reader appends the decisions and rejections it reads (reduced to what
+:func:`loadtest.verify.verify` compares) to ``seen-<shard>.bin``, a ticket's shard chosen from
+its id, a rejection's from its guid. :func:`verify_shards` then checks one shard at a time and
+adds the reports up. Each file is a sequence of length-prefixed msgpack frames.
+
+While reading, :func:`read_outputs` also keeps the record timestamps needed for the report: of
+every decision, of each ticket's first decision, and of each decision made on a complete ticket
+with the 64-bit keys (:func:`guid_key`) of the three document versions it decided on.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgspec
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from loadtest.truth import ExpectedDecision, ExpectedRejection, Plan
+from loadtest.verify import Report, verify
+
+__all__ = (
+    "OutputStats",
+    "SeenDecision",
+    "SeenFrame",
+    "SeenRejection",
+    "ShardFiles",
+    "TruthFrame",
+    "guid_key",
+    "read_outputs",
+    "shard_of",
+    "verify_shards",
+    "write_truth",
+)
+
+_LENGTH = struct.Struct("<I")
+_KINDS = ("order", "payment", "logistics")
+
+
+class TruthFrame(msgspec.Struct):
+    """Part of the plan's ground truth: per ticket its expected revisions; rejections."""
+
+    decisions: dict[str, list[ExpectedDecision]]
+    rejections: list[ExpectedRejection]
+    kinds: dict[str, str]
+
+
+class SeenDecision(msgspec.Struct, array_like=True):
+    """A decision read from release/divert, reduced to what the verifier compares."""
+
+    ticket: str
+    revision: int
+    decision: str
+    codes: list[str]
+    missing: list[str]
+    full_tax: bool
+
+
+class SeenRejection(msgspec.Struct, array_like=True):
+    """A rejection read from rejected, reduced to what the verifier compares."""
+
+    code: str | None
+    doc_type: str | None
+    guid: str | None
+
+
+class SeenFrame(msgspec.Struct):
+    """Outputs read in one batch that belong to one shard."""
+
+    decisions: list[SeenDecision]
+    rejections: list[SeenRejection]
+
+
+def shard_of(text: str | None, shards: int) -> int:
+    """The shard of a ticket id or a guid (None: the shard of the empty string)."""
+    return zlib.crc32((text or "").encode()) % shards
+
+
+def guid_key(guid: str | bytes) -> int:
+    """A 64-bit key of a 36-character guid (its first 16 hex digits); 0 if it is not one."""
+    digits = guid.encode() if isinstance(guid, str) else guid
+    try:
+        return max(0, int(digits[0:8] + digits[9:13] + digits[14:18], 16))
+    except ValueError:
+        return 0
+
+
+class ShardFiles:
+    """Append-only frame files ``<directory>/<name>-<shard>.bin``."""
+
+    def __init__(self, directory: Path, name: str, shards: int) -> None:
+        self.directory, self.name, self.shards = directory, name, shards
+        self._files: dict[int, BinaryIO] = {}
+
+    def path(self, shard: int) -> Path:
+        """The file of one shard."""
+        return self.directory / f"{self.name}-{shard}.bin"
+
+    def write(self, shard: int, frame: bytes) -> None:
+        """Append one frame to a shard's file."""
+        out = self._files.get(shard)
+        if out is None:
+            out = self._files[shard] = self.path(shard).open("ab")
+        out.write(_LENGTH.pack(len(frame)) + frame)
+
+    def close(self) -> None:
+        """Flush and close every file."""
+        for out in self._files.values():
+            out.close()
+        self._files.clear()
+
+    def frames(self, shard: int) -> Iterator[bytes]:
+        """The frames of one shard, in the order written."""
+        path = self.path(shard)
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        at = 0
+        while at < len(data):
+            (size,) = _LENGTH.unpack_from(data, at)
+            yield data[at + 4 : at + 4 + size]
+            at += 4 + size
+
+
+def write_truth(files: ShardFiles, plan: Plan) -> None:
+    """Append the plan's expected decisions and rejections, split into shards."""
+    frames = [TruthFrame({}, [], {}) for _ in range(files.shards)]
+    for ticket, revisions in plan.decisions.items():
+        frame = frames[shard_of(ticket, files.shards)]
+        frame.decisions[ticket] = revisions
+        frame.kinds[ticket] = plan.kinds.get(ticket, "clean")
+    for rejection in plan.rejections:
+        frames[shard_of(rejection.guid, files.shards)].rejections.append(rejection)
+    encode = msgspec.msgpack.encode
+    for shard, frame in enumerate(frames):
+        if frame.decisions or frame.rejections:
+            files.write(shard, encode(frame))
+
+
+class OutputStats:
+    """What the reader keeps beside the shard files (timestamps in ms since the epoch)."""
+
+    def __init__(self) -> None:
+        self.decision_ts = array("q")  # every decision
+        self.first_ts = array("q")  # revision 1: a ticket decided for the first time
+        self.complete_ts = array("q")  # decisions on a complete ticket...
+        self.complete_keys = array("Q")  # ...and the guid keys of its three documents
+        self.counts: Counter[str] = Counter()
+        self.decision_bytes = 0
+        self.read_seconds = 0.0
+
+    @property
+    def total(self) -> int:
+        """Records read on the three output topics."""
+        return sum(self.counts.values())
+
+    def add_decision(self, value: dict[str, Any], timestamp: int, size: int) -> SeenDecision:
+        """Keep a decision's timestamps; return its reduced form."""
+        revision = value.get("revision")
+        self.decision_ts.append(timestamp)
+        self.decision_bytes += size
+        if revision == 1:
+            self.first_ts.append(timestamp)
+        documents = value.get("documents") or {}
+        guids = [documents.get(kind) for kind in _KINDS]
+        if all(isinstance(g, str) for g in guids):
+            self.complete_ts.append(timestamp)
+            self.complete_keys.extend(guid_key(g) for g in guids)
+        reasons = value.get("reasons") or []
+        return SeenDecision(
+            str(value.get("ticketId")),
+            revision if isinstance(revision, int) else -1,
+            str(value.get("decision")),
+            sorted({str(r.get("code")) for r in reasons if isinstance(r, dict)}),
+            [str(kind) for kind in value.get("missing") or []],
+            bool(value.get("fullTax")),
+        )
+
+
+async def read_outputs(
+    brokers: str,
+    topics: tuple[str, str, str],
+    files: ShardFiles,
+    *,
+    expected: int,
+    deadline: float,
+    idle: float = 2.0,
+) -> OutputStats:
+    """Read release, divert and rejected (``topics``, committed records, from the beginning)
+    into ``files``: until the end offsets seen at the start are reached, or ``expected`` records
+    came and ``idle`` seconds passed without more, or ``deadline`` (monotonic) passed."""
+    release, divert, rejected = topics
+    stats = OutputStats()
+    started = time.monotonic()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=brokers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=50_000)
+            frames = [SeenFrame([], []) for _ in range(files.shards)]
+            for tp, records in batch.items():
+                stats.counts[tp.topic] += len(records)
+                for record in records:
+                    value = orjson.loads(record.value)
+                    if tp.topic == rejected:
+                        guid, code, kind = (value.get(f) for f in ("guid", "code", "docType"))
+                        seen = SeenRejection(_text(code), _text(kind), _text(guid))
+                        frames[shard_of(guid, files.shards)].rejections.append(seen)
+                    elif tp.topic in (release, divert):
+                        size = len(record.value)
+                        decision = stats.add_decision(value, record.timestamp, size)
+                        frames[shard_of(decision.ticket, files.shards)].decisions.append(decision)
+            for shard, frame in enumerate(frames):
+                if frame.decisions or frame.rejections:
+                    files.write(shard, msgspec.msgpack.encode(frame))
+            now = time.monotonic()
+            if batch:
+                quiet_since = now
+            at_end = all(await _positions(consumer, ends))
+            if at_end or (stats.total >= expected and now - quiet_since >= idle):
+                break
+    finally:
+        await consumer.stop()
+        files.close()
+    stats.read_seconds = time.monotonic() - started
+    return stats
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+async def _positions(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> list[bool]:
+    return [await consumer.position(tp) >= end for tp, end in ends.items()]
+
+
+def verify_shards(truth: ShardFiles, seen: ShardFiles) -> Report:
+    """Verify shard by shard (same shard count) and add the reports up."""
+    reports = []
+    for shard in range(truth.shards):
+        decisions: dict[str, list[ExpectedDecision]] = {}
+        rejections: list[ExpectedRejection] = []
+        kinds: dict[str, str] = {}
+        for raw in truth.frames(shard):
+            frame = msgspec.msgpack.decode(raw, type=TruthFrame)
+            decisions |= frame.decisions
+            rejections += frame.rejections
+            kinds |= frame.kinds
+        plan = Plan([], decisions, rejections, len(decisions), kinds, {})
+        got: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
+        for raw in seen.frames(shard):
+            outputs = msgspec.msgpack.decode(raw, type=SeenFrame)
+            got.extend(
+                {
+                    "ticketId": d.ticket,
+                    "revision": d.revision,
+                    "decision": d.decision,
+                    "reasons": [{"code": code} for code in d.codes],
+                    "missing": d.missing,
+                    "fullTax": d.full_tax,
+                }
+                for d in outputs.decisions
+            )
+            rejected.extend(
+                {"code": r.code, "docType": r.doc_type, "guid": r.guid} for r in outputs.rejections
+            )
+        reports.append(verify(plan, got, rejected))
+    return _add_up(reports)
+
+
+def _add_up(reports: list[Report]) -> Report:
+    def total(name: str) -> int:
+        return sum(int(getattr(r, name)) for r in reports)
+
+    diverted: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    for report in reports:
+        diverted.update(report.diverted_by_code)
+        rejected.update(report.rejected_by_code)
+    return Report(
+        tickets_expected=total("tickets_expected"),
+        tickets_decided=total("tickets_decided"),
+        decisions_expected=total("decisions_expected"),
+        decisions_seen=total("decisions_seen"),
+        released=total("released"),
+        diverted=total("diverted"),
+        diverted_by_code=dict(sorted(diverted.items())),
+        rejections_expected=total("rejections_expected"),
+        rejections_seen=total("rejections_seen"),
+        rejected_by_code=dict(sorted(rejected.items())),
+        mismatches=[line for report in reports for line in report.mismatches],
+    )
