@@ -1,7 +1,7 @@
 """A sustained run's ground truth and what sandan answered, kept in sharded files, and the check.
 
 A long run (3 million tickets) does not hold its truth and sandan's outputs in memory at once:
-the driver appends each chunk's expected decisions and rejections to ``truth-<shard>.bin``, the
+the driver appends each chunk's (:func:`truth_frames`) expected decisions and rejections to ``truth-<shard>.bin``, the
 output reader appends the decisions and rejections it reads (reduced to what
 :func:`loadtest.verify.verify` compares) to ``seen-<shard>.bin``, a ticket's shard chosen from
 its id, a rejection's from its guid. :func:`verify_shards` then checks one shard at a time and
@@ -40,8 +40,8 @@ __all__ = (
     "guid_key",
     "read_outputs",
     "shard_of",
+    "truth_frames",
     "verify_shards",
-    "write_truth",
 )
 
 _LENGTH = struct.Struct("<I")
@@ -133,19 +133,17 @@ class ShardFiles:
             at += 4 + size
 
 
-def write_truth(files: ShardFiles, plan: Plan) -> None:
-    """Append the plan's expected decisions and rejections, split into shards."""
-    frames = [TruthFrame({}, [], {}) for _ in range(files.shards)]
+def truth_frames(plan: Plan, shards: int) -> list[tuple[int, bytes]]:
+    """The plan's expected decisions and rejections as (shard, frame) to append to the files."""
+    frames = [TruthFrame({}, [], {}) for _ in range(shards)]
     for ticket, revisions in plan.decisions.items():
-        frame = frames[shard_of(ticket, files.shards)]
+        frame = frames[shard_of(ticket, shards)]
         frame.decisions[ticket] = revisions
         frame.kinds[ticket] = plan.kinds.get(ticket, "clean")
     for rejection in plan.rejections:
-        frames[shard_of(rejection.guid, files.shards)].rejections.append(rejection)
+        frames[shard_of(rejection.guid, shards)].rejections.append(rejection)
     encode = msgspec.msgpack.encode
-    for shard, frame in enumerate(frames):
-        if frame.decisions or frame.rejections:
-            files.write(shard, encode(frame))
+    return [(i, encode(f)) for i, f in enumerate(frames) if f.decisions or f.rejections]
 
 
 class OutputStats:

@@ -39,7 +39,7 @@ RejectionCode = Literal[
 ]
 
 
-class Reason(msgspec.Struct, frozen=True):
+class Reason(msgspec.Struct, frozen=True, gc=False):
     """Why a ticket is diverted: a code, a human detail and the values that differ.
 
     ``fields`` maps a field name to ``[order value, other value]`` (values as strings).
@@ -50,7 +50,7 @@ class Reason(msgspec.Struct, frozen=True):
     fields: dict[str, list[str | None]] = msgspec.field(default_factory=dict)
 
 
-class DocumentGuids(msgspec.Struct):
+class DocumentGuids(msgspec.Struct, gc=False):
     """The guid of each document version decided on; None where the document is missing."""
 
     order: str | None = None
@@ -58,7 +58,7 @@ class DocumentGuids(msgspec.Struct):
     logistics: str | None = None
 
 
-class Decision(msgspec.Struct, kw_only=True):
+class Decision(msgspec.Struct, kw_only=True, gc=False):
     """One decision on one ticket revision (``cbec.release`` or ``cbec.divert``)."""
 
     ticketId: str  # noqa: N815
@@ -84,7 +84,7 @@ class Decision(msgspec.Struct, kw_only=True):
     missing: list[DocType] | msgspec.UnsetType = msgspec.UNSET
 
 
-class Source(msgspec.Struct):
+class Source(msgspec.Struct, gc=False):
     """Where a rejected record was read."""
 
     topic: str
@@ -93,7 +93,7 @@ class Source(msgspec.Struct):
     timestamp: int
 
 
-class Rejection(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Rejection(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """A record sandan did not accept (``cbec.rejected``); ``raw`` is encoded as base64."""
 
     code: RejectionCode

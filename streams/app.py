@@ -7,6 +7,7 @@ faust service; faust gives it the worker process, its web server and the CLI plu
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -36,6 +37,10 @@ class EngineService(Service):
         aiokafka_log = logging.getLogger("aiokafka")
         aiokafka_log.setLevel(max(aiokafka_log.getEffectiveLevel(), logging.INFO))
         await self.engine.start()
+        # The state is outside the heap and the documents are untracked: what remains for the
+        # collector are the start-up objects (frozen here) and short-lived batch garbage.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         self.add_future(self._run())
 
     async def _run(self) -> None:

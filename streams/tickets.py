@@ -68,7 +68,7 @@ class Parked(msgspec.Struct, array_like=True, gc=False):
     timestamp: int
 
 
-class Ticket(msgspec.Struct, array_like=True):
+class Ticket(msgspec.Struct, array_like=True, gc=False):
     """One parcel's documents and decision state."""
 
     first_seen_ms: int
@@ -93,7 +93,7 @@ class Ticket(msgspec.Struct, array_like=True):
         return self.order is None and self.payment is None and self.logistics is None
 
 
-class Group(msgspec.Struct, array_like=True):
+class Group(msgspec.Struct, array_like=True, gc=False):
     """The tickets of one ``orderNo``, by platform code (``""`` for the waybill-only ticket)."""
 
     order_no: str
@@ -106,7 +106,7 @@ def next_due(group: Group) -> int | None:
     return min(times) if times else None
 
 
-class LedgerRequest(msgspec.Struct, array_like=True):
+class LedgerRequest(msgspec.Struct, array_like=True, gc=False):
     """A clean ticket on its way to the buyer ledger (keyed by buyerIdNumber)."""
 
     ticket_partition: int
@@ -115,7 +115,7 @@ class LedgerRequest(msgspec.Struct, array_like=True):
     decision: Decision
 
 
-class Outcome(msgspec.Struct, array_like=True):
+class Outcome(msgspec.Struct, array_like=True, gc=False):
     """The ledger's answer for one ticket revision (back to the ticket's partition)."""
 
     order_no: str
