@@ -54,10 +54,13 @@ format: setup ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+throughput: setup kafka-up ## drain a backlog of TICKETS (default 100000) with one worker
+	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000}
+
 bench: setup ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest tests/bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
 
 clean: kafka-down ## remove the venv, the Kafka cache and local state
 	rm -rf $(VENV) .cache data
 
-.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format bench clean
+.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format throughput bench clean
