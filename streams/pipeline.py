@@ -10,12 +10,15 @@ Routing (all internal topics are co-partitioned with the inputs, see streams/top
         └─ no ─► {prefix}sandan-repartition (key orderNo, origin in headers) ─► ticket stage
     ticket stage ─► decisions, rejections, {prefix}sandan-ledger (key buyerIdNumber)
     ledger stage ─► release / divert, {prefix}sandan-outcomes ─► ticket stage
+
+A hop to a partition this worker owns skips the topic: the ledger request (or the outcome) is
+handled in the same batch, so in the same transaction, as the topic would have delivered it.
 """
 
 from __future__ import annotations
 
 import struct
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,6 +83,7 @@ class SandanPipeline:
         self._groups: dict[tuple[int, str], Group] = {}
         self._buyers: dict[tuple[int, str], BuyerLedger] = {}
         self._outputs: list[Output] = []
+        self._ledger_inbox: deque[tuple[int, LedgerRequest]] = deque()
         self._pending_counts: Counter[str] = Counter()
 
     # -- the batch ------------------------------------------------------------------------
@@ -94,12 +98,10 @@ class SandanPipeline:
             elif topic == topics.repartition:
                 self._on_repartitioned(record, now_ms)
             elif topic == topics.ledger:
-                self._on_ledger_request(record, now_ms)
+                self._on_ledger_request(record.partition, _decode_request(record.value), now_ms)
             elif topic == topics.outcomes:
-                outcome = _decode_outcome(record.value)
-                book = TicketBook(self.rules, record.partition)
-                book.on_outcome(self._group(record.partition, outcome.order_no), outcome, now_ms)
-                self._emit(book)
+                self._on_outcome(record.partition, _decode_outcome(record.value), now_ms)
+        self._drain_ledger_inbox(now_ms)
         self._fire_timers(now_ms)
         return self._flush()
 
@@ -147,11 +149,13 @@ class SandanPipeline:
         book.on_document(self._group(partition, document.orderNo), incoming, document, now_ms)
         self._emit(book)
 
-    def _on_ledger_request(self, record: ConsumerRecord[bytes, bytes], now_ms: int) -> None:
-        request = _decode_request(record.value)
-        ledger = self._buyer(record.partition, request.buyer)
+    def _on_ledger_request(self, partition: int, request: LedgerRequest, now_ms: int) -> None:
+        ledger = self._buyer(partition, request.buyer)
         decision, outcome = decide(ledger, request, self.settings.annual_limit, now_ms)
         self._output_decision(decision)
+        if request.ticket_partition in self.partitions:
+            self._on_outcome(request.ticket_partition, outcome, now_ms)
+            return
         self._outputs.append(
             Output(
                 self.topics.outcomes,
@@ -160,6 +164,19 @@ class SandanPipeline:
                 request.ticket_partition,
             )
         )
+
+    def _on_outcome(self, partition: int, outcome: Outcome, now_ms: int) -> None:
+        book = TicketBook(self.rules, partition)
+        book.on_outcome(self._group(partition, outcome.order_no), outcome, now_ms)
+        self._emit(book)
+
+    def _drain_ledger_inbox(self, now_ms: int) -> None:
+        """Decide the ledger requests whose buyer's partition this worker owns, in the same
+        transaction (an outcome may replay parked records and so request again)."""
+        inbox = self._ledger_inbox
+        while inbox:
+            partition, request = inbox.popleft()
+            self._on_ledger_request(partition, request, now_ms)
 
     def _fire_timers(self, now_ms: int) -> None:
         for partition in sorted(self.partitions):
@@ -213,6 +230,9 @@ class SandanPipeline:
                 self._output_rejection(item.key, item.rejection)
             else:
                 partition = murmur2_partition(item.buyer.encode(), self.settings.partitions)
+                if partition in self.partitions:
+                    self._ledger_inbox.append((partition, item))
+                    continue
                 self._outputs.append(
                     Output(
                         self.topics.ledger, item.buyer.encode(), _encoder.encode(item), partition
@@ -243,6 +263,7 @@ class SandanPipeline:
         self.tickets.rollback()
         self.ledger.rollback()
         self._groups, self._buyers, self._outputs = {}, {}, []
+        self._ledger_inbox.clear()
         self._pending_counts.clear()
 
     async def assign(self, partitions: set[int]) -> None:
