@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from typing import Any
 
 import faust
@@ -22,6 +23,8 @@ from streams.settings import Settings
 __all__ = ("EngineService", "create_app")
 
 log = logging.getLogger(__name__)
+
+EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: a supervisor restarts the worker
 
 
 class EngineService(Service):
@@ -47,16 +50,10 @@ class EngineService(Service):
         try:
             await self.engine.run()
         except Exception:
-            log.exception("the engine stopped on an error; stopping the worker")
-            self._crash_worker()
-            raise
-
-    def _crash_worker(self) -> None:
-        # A failed transaction leaves the consumer past uncommitted records: only a restart
-        # (which resumes from the committed offsets and restores state) is safe.
-        import os  # noqa: PLC0415
-
-        os._exit(70)
+            # A failed transaction leaves the consumer past uncommitted records: only a
+            # restart (which resumes from the committed offsets and restores state) is safe.
+            log.exception("the engine stopped on an error; exiting for a restart")
+            os._exit(EXIT_ENGINE_FAILED)
 
     async def on_stop(self) -> None:
         await self.engine.stop()
