@@ -54,6 +54,12 @@ format: setup ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+loadtest: setup kafka-up ## the sustained load test: RATE tickets/s (5000) for DURATION s (600), report in reports/
+	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --rate $${RATE:-5000} --duration $${DURATION:-600}
+
+loadtest-short: setup kafka-up ## a one-minute load test that checks correctness only
+	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --short
+
 throughput: setup kafka-up ## drain a backlog of TICKETS (default 100000) with one worker
 	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000}
 
@@ -63,4 +69,4 @@ bench: setup ## micro-benchmarks (pytest-benchmark)
 clean: kafka-down ## remove the venv, the Kafka cache and local state
 	rm -rf $(VENV) .cache data
 
-.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format throughput bench clean
+.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format loadtest loadtest-short throughput bench clean

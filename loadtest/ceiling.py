@@ -22,7 +22,7 @@ from collections import deque
 from typing import Any
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -104,7 +104,9 @@ async def measure(spec: CeilingSpec) -> CeilingResult:
                 for i in range(owed):
                     key = records[-1 - i % len(records)].key
                     if out.append(key=key, value=value, timestamp=None) is None:
-                        inflight.append(await producer.send_batch(out, out_topic, partition=tp.partition))
+                        inflight.append(
+                            await producer.send_batch(out, out_topic, partition=tp.partition)
+                        )
                         out = producer.create_batch()
                         out.append(key=key, value=value, timestamp=None)
                 inflight.append(await producer.send_batch(out, out_topic, partition=tp.partition))

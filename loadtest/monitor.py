@@ -2,7 +2,8 @@
 
 :class:`Monitor` keeps one :class:`Sample` a second: per watched process (a sandan worker, the
 broker, the load driver; a process's children count with it) its CPU % (of one core; 200 % is
-both cores of a two-core machine) and resident memory, and the lag of the workers' consumer
+both cores of a two-core machine) and resident memory (as ``machine``: all processes, CPU and
+memory in use, i.e. total - available), and the lag of the workers' consumer
 group on each input topic: the sum over its partitions of the end offset minus the group's
 committed offset (a partition with nothing committed counts from 0).
 """
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import msgspec
-import psutil
+import psutil  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -44,7 +45,7 @@ def broker_pid(brokers: str) -> int | None:
     """The pid of the local broker serving the first address of ``brokers``: from
     ``.cache/kafka/run-<port>/broker.pid``, else a ``kafka.Kafka`` process whose command line
     names that run directory (or any, if none does)."""
-    port = brokers.split(",")[0].rpartition(":")[2]
+    port = brokers.split(",", maxsplit=1)[0].rpartition(":")[2]
     pidfile = ROOT / ".cache" / "kafka" / f"run-{port}" / "broker.pid"
     with contextlib.suppress(OSError, ValueError):
         pid = int(pidfile.read_text().strip())
@@ -68,6 +69,8 @@ class _Watched:
 
     def sample(self) -> ProcessSample | None:
         try:
+            if self.root.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped
+                return None
             for child in self.root.children(recursive=True):
                 if child.pid not in self.handles:
                     self.handles[child.pid] = child
@@ -91,13 +94,21 @@ class Monitor:
     """Samples every ``interval`` seconds from :meth:`run` until :meth:`stop`."""
 
     def __init__(
-        self, brokers: str, group: str, topics: tuple[str, ...], *, interval: float = 1.0
+        self,
+        brokers: str,
+        group: str,
+        topics: tuple[str, ...],
+        partitions: int,
+        *,
+        interval: float = 1.0,
     ) -> None:
         self.brokers, self.group, self.topics = brokers, group, topics
+        self.partitions = [TopicPartition(t, p) for t in topics for p in range(partitions)]
         self.interval = interval
         self.samples: list[Sample] = []
         self._watched: dict[str, _Watched] = {}
         self._stopping = asyncio.Event()
+        psutil.cpu_percent(None)  # the machine's CPU is measured from here
 
     def watch(self, name: str, pid: int | None) -> None:
         """Sample process ``pid`` (and its children) as ``name`` from now on."""
@@ -124,14 +135,9 @@ class Monitor:
         await consumer.start()
         await admin.start()
         try:
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in self.topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
             next_at = time.monotonic()
             while not self._stopping.is_set():
-                await self._sample(consumer, admin, partitions)
+                await self._sample(consumer, admin, self.partitions)
                 next_at += self.interval
                 with contextlib.suppress(TimeoutError):
                     delay = max(0.0, next_at - time.monotonic())
@@ -147,7 +153,13 @@ class Monitor:
         partitions: list[TopicPartition],
     ) -> None:
         t = time.time()
-        processes = {}
+        memory = psutil.virtual_memory()
+        processes = {
+            "machine": ProcessSample(
+                round(psutil.cpu_percent(None) * (psutil.cpu_count() or 1), 1),
+                round((memory.total - memory.available) / 2**20, 1),
+            )
+        }
         for name, watched in self._watched.items():
             sample = watched.sample()
             if sample is not None:

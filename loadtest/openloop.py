@@ -59,6 +59,7 @@ TICK = 0.02
 LOOKAHEAD = 1.0  # a chunk joins the queue this long before its first slot
 SLICE = 5_000  # records per send call when sending as fast as possible
 MAX_IN_FLIGHT = 2_000  # batches not yet acknowledged
+FLUSH_EVERY = 1_000_000  # send times kept in memory before they go to the files
 CHUNK_MAX = 20_000
 _GUID = b'"guid":"'
 
@@ -102,7 +103,7 @@ class DriverSummary(msgspec.Struct, kw_only=True):
 class Chunk(NamedTuple):
     """A planned chunk, ready to join the queue."""
 
-    index: int
+    number: int
     records: list[Rec]
     slots: int
     tickets: int
@@ -186,7 +187,9 @@ class Sender:
             batch = producer.create_batch()
             for rec in group:
                 if batch.append(key=rec[3], value=rec[4], timestamp=ms) is None:
-                    self.inflight.append(await producer.send_batch(batch, topic, partition=partition))
+                    self.inflight.append(
+                        await producer.send_batch(batch, topic, partition=partition)
+                    )
                     batch = producer.create_batch()
                     batch.append(key=rec[3], value=rec[4], timestamp=ms)
             self.inflight.append(await producer.send_batch(batch, topic, partition=partition))
@@ -200,7 +203,7 @@ class Sender:
         self.records += len(records)
         while self.inflight and (self.inflight[0].done() or len(self.inflight) > MAX_IN_FLIGHT):
             await self.inflight.popleft()  # raises if the batch was not delivered
-        if len(self.keys) >= 1_000_000:
+        if len(self.keys) >= FLUSH_EVERY:
             self.flush()
 
     async def finish(self) -> None:
@@ -242,8 +245,11 @@ async def drive(spec: LoadSpec) -> DriverSummary:
         plan_more()
         for shard, frame in chunk.truth:
             truth.write(shard, frame)
-        for name, value in zip(counts, (1, *chunk[2:6]), strict=True):
-            counts[name] += value
+        counts["chunks"] += 1
+        counts["slots"] += chunk.slots
+        counts["tickets"] += chunk.tickets
+        counts["decisions"] += chunk.decisions
+        counts["rejections"] += chunk.rejections
         return chunk.records
 
     producer = AIOKafkaProducer(

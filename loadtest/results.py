@@ -1,11 +1,11 @@
 """A sustained run's ground truth and what sandan answered, kept in sharded files, and the check.
 
 A long run (3 million tickets) does not hold its truth and sandan's outputs in memory at once:
-the driver appends each chunk's (:func:`truth_frames`) expected decisions and rejections to ``truth-<shard>.bin``, the
-output reader appends the decisions and rejections it reads (reduced to what
-:func:`loadtest.verify.verify` compares) to ``seen-<shard>.bin``, a ticket's shard chosen from
-its id, a rejection's from its guid. :func:`verify_shards` then checks one shard at a time and
-adds the reports up. Each file is a sequence of length-prefixed msgpack frames.
+the driver appends each chunk's expected decisions and rejections (:func:`truth_frames`) to
+``truth-<shard>.bin``; the output reader appends the decisions and rejections it reads, reduced
+to what :func:`loadtest.verify.verify` compares, to ``seen-<shard>.bin``. A ticket's shard is
+chosen from its id, a rejection's from its guid. :func:`verify_shards` then checks one shard at
+a time and adds the reports up. Each file is a sequence of length-prefixed msgpack frames.
 
 While reading, :func:`read_outputs` also keeps the record timestamps needed for the report: of
 every decision, of each ticket's first decision, and of each decision made on a complete ticket
@@ -171,8 +171,8 @@ class OutputStats:
         if revision == 1:
             self.first_ts.append(timestamp)
         documents = value.get("documents") or {}
-        guids = [documents.get(kind) for kind in _KINDS]
-        if all(isinstance(g, str) for g in guids):
+        guids = [g for kind in _KINDS if isinstance(g := documents.get(kind), str)]
+        if len(guids) == len(_KINDS):
             self.complete_ts.append(timestamp)
             self.complete_keys.extend(guid_key(g) for g in guids)
         reasons = value.get("reasons") or []
@@ -189,15 +189,17 @@ class OutputStats:
 async def read_outputs(
     brokers: str,
     topics: tuple[str, str, str],
+    partitions: int,
     files: ShardFiles,
     *,
     expected: int,
     deadline: float,
     idle: float = 2.0,
 ) -> OutputStats:
-    """Read release, divert and rejected (``topics``, committed records, from the beginning)
-    into ``files``: until the end offsets seen at the start are reached, or ``expected`` records
-    came and ``idle`` seconds passed without more, or ``deadline`` (monotonic) passed."""
+    """Read release, divert and rejected (``topics`` of ``partitions`` partitions, committed
+    records, from the beginning) into ``files``: until the end offsets seen at the start are
+    reached, or ``expected`` records came and ``idle`` seconds passed without more, or
+    ``deadline`` (monotonic) passed."""
     release, divert, rejected = topics
     stats = OutputStats()
     started = time.monotonic()
@@ -210,14 +212,10 @@ async def read_outputs(
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        assigned = [TopicPartition(topic, p) for topic in topics for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(assigned)
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200, max_records=50_000)

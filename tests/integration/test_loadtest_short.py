@@ -1,0 +1,83 @@
+"""The sustained load test's short mode, end to end on the session's broker.
+
+``python -m loadtest.run --short`` at a small rate for ~40 s: every ticket verified against the
+ground truth, and a report whose numbers make sense. Also: the chunks a long run is planned in
+never share a ticket or a buyer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from loadtest import ids
+from loadtest.generator import generate
+from loadtest.run import main
+from loadtest.truth import FaultMix
+
+RATE = 40
+DURATION = 40
+BUYER_ID = re.compile(rb'"buyerIdNumber":"([0-9X]{18})"')
+
+
+def test_chunks_share_no_ticket_and_no_buyer() -> None:
+    plans = [
+        generate(seed, 1500, rate=100, window=10, faults=FaultMix.even(), chunk=chunk)
+        for seed, chunk in ((11, 0), (11, 1), (12, 2))  # even the same seed
+    ]
+    tickets = [set(plan.decisions) for plan in plans]
+    assert all(tickets) and not (tickets[0] & tickets[1] or tickets[1] & tickets[2])
+    buyers = []
+    for plan in plans:
+        found = {m.decode() for r in plan.records for m in BUYER_ID.findall(r.value)}
+        buyers.append({b for b in found if ids.is_valid_resident_id(b)})
+    assert all(buyers) and not (buyers[0] & buyers[1] or buyers[0] & buyers[2])
+    assert generate(3, 200, rate=50, window=10) == generate(3, 200, rate=50, window=10, chunk=None)
+
+
+@pytest.mark.timeout(420)
+def test_short_run_verifies_and_reports(brokers: str, tmp_path: Path) -> None:
+    argv = ["--short", "--brokers", brokers, "--rate", str(RATE), "--duration", str(DURATION)]
+    argv += ["--out", str(tmp_path), "--partitions", "4", "--ceiling-limit", "20", "--seed", "5"]
+    assert main(argv) == 0
+
+    (out,) = tmp_path.iterdir()
+    for name in ("report.md", "report.json", "throughput.png", "latency.png", "lag.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.glob("*.bin"))
+    report = json.loads((out / "report.json").read_text())
+
+    verification = report["verification"]
+    assert verification["ok"], verification["mismatches"]
+    assert (
+        verification["tickets_decided"] == verification["tickets_expected"] > 0.9 * RATE * DURATION
+    )
+    assert verification["rejections_seen"] == verification["rejections_expected"] > 0
+
+    throughput = report["throughput"]
+    offered = throughput["offered_tickets_per_min"]
+    assert offered == pytest.approx(RATE * 60, rel=0.25)
+    assert 0.7 * offered <= throughput["tickets_per_min"] <= 1.3 * offered
+    assert throughput["kept_up"] and throughput["target_met"]
+    assert 0 < throughput["drain_s"] < 60
+
+    latency = report["latency_ms"]["steady"]
+    assert latency["count"] > RATE * 10
+    assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"] < 30_000
+    assert report["latency_ms"]["unmatched"] == 0
+
+    lags = [row[1] for row in report["series"]["lag"]["rows"]]
+    assert len(lags) >= DURATION * 0.8 and lags[-1] == 0
+    resources = report["resources"]
+    for name in ("worker-1", "broker", "driver"):
+        assert resources[name]["rss_mb_max"] > 10, name
+        assert resources[name]["cpu_max"] > 0, name
+
+    ceiling = report["ceiling"]
+    assert ceiling["complete"] and ceiling["records_per_s"] > 1000
+    assert ceiling["records_in"] == report["driver"]["records"]
+    assert 0 < report["ratio_to_ceiling"] < 1
+    assert "Verification: OK" in (out / "report.md").read_text()
