@@ -12,7 +12,7 @@ export SANDAN_KAFKA_PORT ?= 9092
 DEMO_ENV := SANDAN_BROKERS=127.0.0.1:$(SANDAN_KAFKA_PORT) SANDAN_WINDOW=$${SANDAN_WINDOW:-8s}
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "sandan needs Python 3.11+"'
