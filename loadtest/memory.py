@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -27,6 +23,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs installed
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loadtest.ids import check_char
+from loadtest.processes import Worker, stop
 from streams.settings import Settings
 from streams.topics import create_topics
 
@@ -80,13 +77,6 @@ async def _lag(settings: Settings) -> int:
         await consumer.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.memory")
     parser.add_argument("--brokers", default="127.0.0.1:9092")
@@ -107,15 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"produced {args.incomplete} orders; starting the worker", flush=True)
     peak = 0
     with tempfile.TemporaryDirectory() as data:
-        worker_env = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
-        worker_env |= env | {"SANDAN_DATA_DIR": data, "SANDAN_WEB_PORT": str(_free_port())}
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "-l", "warning"],
-            env=worker_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        process = psutil.Process(worker.pid)
+        worker = Worker("worker", env, Path(data) / "state", Path(data))
+        process = psutil.Process(worker.process.pid)
         started = time.monotonic()
         try:
             while time.monotonic() - started < MAX_DRAIN_S:
@@ -128,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             settled = process.memory_info().rss
             disk = sum(f.stat().st_size for f in Path(data).rglob("*") if f.is_file())
         finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+            stop(worker.process)
     mib = 1024 * 1024
     print(
         orjson.dumps(

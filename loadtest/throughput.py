@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -27,6 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from loadtest.generator import generate
+from loadtest.processes import Worker, stop
 from loadtest.truth import DEFAULT_MIX
 from loadtest.verify import verify
 from streams.settings import Settings
@@ -63,7 +60,7 @@ async def _produce_all(settings: Settings, records: list[tuple[str, bytes | None
 
 
 async def _drain(
-    settings: Settings, expected: int, limit_s: float, worker: subprocess.Popen[bytes]
+    settings: Settings, expected: int, limit_s: float, worker: Worker
 ) -> list[tuple[str, int, bytes]]:
     topics = Topics(settings)
     consumer = AIOKafkaConsumer(
@@ -78,22 +75,13 @@ async def _drain(
     end = time.monotonic() + limit_s
     try:
         while len(seen) < expected and time.monotonic() < end:
-            if worker.poll() is not None:
-                msg = f"the worker exited with {worker.returncode}"
-                raise RuntimeError(msg)
+            worker.check()
             batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
             for tp, records in batch.items():
                 seen.extend((tp.topic, r.timestamp, r.value) for r in records)
     finally:
         await consumer.stop()
     return seen
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,24 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 
     expected = sum(len(d) for d in plan.decisions.values()) + len(plan.rejections)
     with tempfile.TemporaryDirectory() as data:
-        worker_env = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
-        worker_env |= env | {"SANDAN_DATA_DIR": data, "SANDAN_WEB_PORT": str(_free_port())}
-        log = Path(data) / "worker.log"
-        with log.open("wb") as out:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker", "-l", "warning"],
-                env=worker_env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        worker = Worker("worker", env, Path(data) / "state", Path(data))
         try:
             seen = asyncio.run(_drain(settings, expected, 1800, worker))
-        except RuntimeError:
-            print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
-            raise
         finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+            stop(worker.process)
     topics = Topics(settings)
     decisions = [orjson.loads(v) for t, _, v in seen if t in (topics.release, topics.divert)]
     rejections = [orjson.loads(v) for t, _, v in seen if t == topics.rejected]
