@@ -6,7 +6,9 @@ offsets in **one Kafka transaction**. Only after the commit does the pipeline ma
 changes durable in the local store, so the local store never holds anything the changelog does
 not (the Kafka Streams EOS model: the changelog is the truth, RocksDB a cache of it).
 
-A rebalance waits for the batch in flight to commit (``_lock``) before partitions move.
+A rebalance waits for the batch in flight to commit (``lock``) before partitions move. Outputs
+are produced as one record batch per partition: aiokafka's per-record ``send`` took an eighth
+of the worker's time in the profile.
 """
 
 from __future__ import annotations
