@@ -49,9 +49,12 @@ class Output(NamedTuple):
 class Pipeline(Protocol):
     """What the engine drives: pure batch processing plus the state lifecycle."""
 
-    def process(self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int) -> list[Output]:
-        """Turn a batch of records (maybe none) and the timers due at ``now_ms`` into outputs,
-        keeping the state changes pending."""
+    def process(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int, arrived_ms: int
+    ) -> list[Output]:
+        """Turn a batch of records (maybe none) and the timers due by ``arrived_ms`` (every
+        document that arrived before it has been consumed) into outputs, decided at
+        ``now_ms``, keeping the state changes pending."""
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """The transaction holding the pending changes committed (``offsets``: the last offset
@@ -65,6 +68,11 @@ class Pipeline(Protocol):
 
     async def revoke(self, partitions: set[int]) -> None:
         """Partitions no longer owned: release their state."""
+
+
+def _arrival(record: ConsumerRecord[Any, Any]) -> int:
+    timestamp: int = record.timestamp
+    return timestamp
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base class
@@ -97,6 +105,8 @@ class Engine:
         self.records = 0
         self.assignment: set[int] = set()
         self._partition_counts: dict[str, int] = {}
+        self._arrival_topics = {*self.topics.inputs, self.topics.repartition}
+        self._last_arrival: dict[TopicPartition, int] = {}
         self._round_robin = 0
         self._stopping = False
 
@@ -154,9 +164,17 @@ class Engine:
 
     async def _step(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         now_ms = int(time.time() * 1000)
-        records = [record for records in batch.values() for record in records]
+        # In arrival order across partitions and topics: a consumer that lags behind fetches
+        # them unevenly, and a change must not overtake the document it changes.
+        records = sorted(
+            (record for records in batch.values() for record in records),
+            key=_arrival,
+        )
+        for tp, part in batch.items():
+            if part and tp.topic in self._arrival_topics:
+                self._last_arrival[tp] = part[-1].timestamp
         try:
-            outputs = self.pipeline.process(records, now_ms)
+            outputs = self.pipeline.process(records, now_ms, await self._arrived_until(now_ms))
             written = await self._produce_transaction(outputs, batch) if outputs or records else {}
         except BaseException:
             self.pipeline.rollback()
@@ -219,6 +237,22 @@ class Engine:
                 builder = builders[where] = self.producer.create_batch()
                 builder.append(key=key, value=value, timestamp=None, headers=headers or [])
         return [*full, *builders.items()]
+
+    async def _arrived_until(self, now_ms: int) -> int:
+        """The time up to which every document that arrived has been consumed: the clock where
+        a partition is caught up, else the timestamp of its last record consumed (so a worker
+        that lags behind closes no window early); 0 until every partition was fetched."""
+        until = now_ms
+        consumer = self.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in self._arrival_topics:
+                continue
+            stable = consumer.last_stable_offset(tp)
+            if stable is None:
+                return 0
+            if await consumer.position(tp) < stable:
+                until = min(until, self._last_arrival.get(tp, 0))
+        return until
 
     async def _partition_count(self, topic: str) -> int:
         count = len(await self.producer.partitions_for(topic))

@@ -88,7 +88,9 @@ class SandanPipeline:
 
     # -- the batch ------------------------------------------------------------------------
 
-    def process(self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int) -> list[Output]:
+    def process(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int, arrived_ms: int
+    ) -> list[Output]:
         topics = self.topics
         for record in records:
             topic = record.topic
@@ -102,7 +104,7 @@ class SandanPipeline:
             elif topic == topics.outcomes:
                 self._on_outcome(record.partition, _decode_outcome(record.value), now_ms)
         self._drain_ledger_inbox(now_ms)
-        self._fire_timers(now_ms)
+        self._fire_timers(arrived_ms, now_ms)
         return self._flush()
 
     def _on_input(
@@ -178,11 +180,11 @@ class SandanPipeline:
             partition, request = inbox.popleft()
             self._on_ledger_request(partition, request, now_ms)
 
-    def _fire_timers(self, now_ms: int) -> None:
+    def _fire_timers(self, arrived_ms: int, now_ms: int) -> None:
         for partition in sorted(self.partitions):
-            for key in list(self.tickets.due(partition, now_ms, MAX_TIMERS_PER_BATCH)):
+            for key in list(self.tickets.due(partition, arrived_ms, MAX_TIMERS_PER_BATCH)):
                 book = TicketBook(self.rules, partition)
-                book.on_timer(self._group(partition, key.decode()), now_ms)
+                book.on_timer(self._group(partition, key.decode()), arrived_ms, now_ms)
                 self._emit(book)
 
     # -- state, read once and written once per batch ----------------------------------------

@@ -154,8 +154,13 @@ class TicketBook:
     # -- documents ------------------------------------------------------------------------
 
     def on_document(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> None:
-        """Apply one validated document (not a draft) to its group."""
-        self.on_timer(group, now_ms)  # what fell due before this record, even if no timer ran
+        """Apply one validated document (not a draft) to its group.
+
+        The record's timestamp is when it arrived: a ticket's window starts at its first
+        document's arrival, and windows that closed before this record arrived close first.
+        """
+        arrived_ms = min(record.source.timestamp, now_ms) if record.source.timestamp > 0 else now_ms
+        self.on_timer(group, arrived_ms, now_ms)
         if any(doc.guid in t.guids for t in group.tickets.values()):
             return  # an exact redelivery: nothing happens, nothing is emitted
         ebp = self._place(group, record, doc, now_ms)
@@ -168,7 +173,7 @@ class TicketBook:
                     record, doc, "UNKNOWN_DOCUMENT", f"no {record.doc_type} to change or delete"
                 )
                 return
-            ticket = self._new_ticket(now_ms)
+            ticket = self._new_ticket(arrived_ms)
             group.tickets[ebp] = ticket
         if ticket.status == PENDING:
             ticket.parked.append(_park(record))
@@ -257,11 +262,11 @@ class TicketBook:
         if waiting.empty():
             del group.tickets[""]
 
-    def _new_ticket(self, now_ms: int) -> Ticket:
+    def _new_ticket(self, arrived_ms: int) -> Ticket:
         return Ticket(
-            first_seen_ms=now_ms,
-            deadline_ms=now_ms + self.rules.window_ms,
-            expires_ms=now_ms + self.rules.retention_ms,
+            first_seen_ms=arrived_ms,
+            deadline_ms=arrived_ms + self.rules.window_ms,
+            expires_ms=arrived_ms + self.rules.retention_ms,
         )
 
     # -- decisions ------------------------------------------------------------------------
@@ -361,10 +366,13 @@ class TicketBook:
             doc = decode_document_cached(record.doc_type, record.raw, self.rules.max_document_bytes)
             self.on_document(group, incoming, doc, now_ms)
 
-    def on_timer(self, group: Group, now_ms: int) -> None:
-        """Close the windows that are due, and forget tickets past their retention."""
+    def on_timer(self, group: Group, until_ms: int, now_ms: int | None = None) -> None:
+        """Close the windows that closed by ``until_ms`` (arrival time: every record that
+        arrived before it has been applied), and forget tickets past their retention; the
+        decisions are made at ``now_ms`` (default ``until_ms``)."""
+        now_ms = until_ms if now_ms is None else now_ms
         for ebp, ticket in list(group.tickets.items()):
-            if ticket.deadline_ms and ticket.deadline_ms <= now_ms:
+            if ticket.deadline_ms and ticket.deadline_ms <= until_ms:
                 ticket.deadline_ms = 0
                 if not ticket.complete() and ticket.status == OPEN:
                     missing = ticket.missing()
@@ -373,7 +381,7 @@ class TicketBook:
                         f"the window closed without the {', '.join(missing)}",
                     )
                     self._decide_divert(group, ebp, ticket, [reason], now_ms)
-            if ticket.expires_ms <= now_ms:  # after its window's decision, if both are due
+            if ticket.expires_ms <= until_ms:  # after its window's decision, if both are due
                 del group.tickets[ebp]
 
     def _reject(self, record: Incoming, doc: Document, code: RejectionCode, detail: str) -> None:

@@ -102,7 +102,7 @@ class Driver:
         value = document if isinstance(document, bytes) else as_bytes(document)
         self.offset += 1
         key = _DEFAULT_KEY if key is KEEP else key
-        source = Source(TOPICS[doc_type], 0, self.offset, now_ms - 5)
+        source = Source(TOPICS[doc_type], 0, self.offset, now_ms)
         incoming = Incoming(doc_type, key, value, source)  # type: ignore[arg-type]
         result = validate(incoming, self.rules.max_document_bytes)
         if isinstance(result, Rejection):
@@ -640,7 +640,7 @@ def test_duplicate_new_document() -> None:
     assert item[0].key == b"any key"  # type: ignore[union-attr]
     assert (rejection.code, rejection.docType, rejection.guid) == ("DUPLICATE", "order", guid(1))
     assert (rejection.orderNo, rejection.ebpCode) == (ORDER_NO, EBP)
-    assert rejection.source == Source("cbec.order", 0, 2, T0 + 1000 - 5)
+    assert rejection.source == Source("cbec.order", 0, 2, T0 + 1000)
     assert rejection.raw == value
     assert driver.ticket().order.guid == G_ORDER  # type: ignore[union-attr]
 
@@ -999,7 +999,7 @@ def test_a_change_parked_while_pending_is_rejected_after_release() -> None:
     parked = outputs[1]
     assert isinstance(parked, KeyedRejection) and parked.key == b"parked"
     assert parked.rejection.guid == guid(1)
-    assert parked.rejection.source == Source("cbec.payment", 0, 4, T0 + 3000 - 5)
+    assert parked.rejection.source == Source("cbec.payment", 0, 4, T0 + 3000)
     assert parked.rejection.raw == as_bytes(change)
     assert driver.ticket().parked == []  # type: ignore[union-attr]
 
