@@ -70,11 +70,6 @@ class Pipeline(Protocol):
         """Partitions no longer owned: release their state."""
 
 
-def _arrival(record: ConsumerRecord[Any, Any]) -> int:
-    timestamp: int = record.timestamp
-    return timestamp
-
-
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base class
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -164,12 +159,7 @@ class Engine:
 
     async def _step(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         now_ms = int(time.time() * 1000)
-        # In arrival order across partitions and topics: a consumer that lags behind fetches
-        # them unevenly, and a change must not overtake the document it changes.
-        records = sorted(
-            (record for records in batch.values() for record in records),
-            key=_arrival,
-        )
+        records = [record for records in batch.values() for record in records]
         for tp, part in batch.items():
             if part and tp.topic in self._arrival_topics:
                 self._last_arrival[tp] = part[-1].timestamp
