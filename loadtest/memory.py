@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -23,9 +22,8 @@ import psutil  # type: ignore[import-untyped]  # no stubs installed
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loadtest.ids import check_char
-from loadtest.processes import Worker, stop
+from loadtest.processes import Worker, fresh_deployment, stop
 from streams.settings import Settings
-from streams.topics import create_topics
 
 __all__ = ("main",)
 
@@ -84,16 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=12)
     args = parser.parse_args(argv)
 
-    prefix = f"mem-{uuid.uuid4().hex[:8]}."
-    env = {
-        "SANDAN_BROKERS": args.brokers,
-        "SANDAN_TOPIC_PREFIX": prefix,
-        "SANDAN_PARTITIONS": str(args.partitions),
-        "SANDAN_WINDOW": "24h",
-    }
+    env = fresh_deployment("mem", args.brokers, args.partitions, "24h")
     settings = Settings.from_env(env)
-    asyncio.run(create_topics(settings))
-    asyncio.run(_produce(settings, _orders(args.incomplete, prefix.upper().replace("-", "")[:6])))
+    asyncio.run(
+        _produce(
+            settings, _orders(args.incomplete, settings.topic_prefix.upper().replace("-", "")[:6])
+        )
+    )
     print(f"produced {args.incomplete} orders; starting the worker", flush=True)
     peak = 0
     with tempfile.TemporaryDirectory() as data:

@@ -12,10 +12,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ("RunError", "Worker", "free_port", "stop", "tail", "wait_ready")
+from streams.settings import Settings
+from streams.topics import create_topics
+
+__all__ = ("RunError", "Worker", "free_port", "fresh_deployment", "stop", "tail", "wait_ready")
 
 
 class RunError(Exception):
@@ -45,6 +49,18 @@ def tail(path: Path, lines: int = 30) -> str:
     """The last ``lines`` lines of a log file (empty if there is none)."""
     text = path.read_text(errors="replace") if path.exists() else ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def fresh_deployment(tag: str, brokers: str, partitions: int, window: str) -> dict[str, str]:
+    """The ``SANDAN_*`` settings of a deployment under a new topic prefix, its topics created."""
+    env = {
+        "SANDAN_BROKERS": brokers,
+        "SANDAN_TOPIC_PREFIX": f"{tag}-{uuid.uuid4().hex[:8]}.",
+        "SANDAN_PARTITIONS": str(partitions),
+        "SANDAN_WINDOW": window,
+    }
+    asyncio.run(create_topics(Settings.from_env(env)))
+    return env
 
 
 class Worker:

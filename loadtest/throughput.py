@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import msgspec
@@ -23,11 +22,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from loadtest.generator import generate
-from loadtest.processes import Worker, stop
+from loadtest.processes import Worker, fresh_deployment, stop
 from loadtest.truth import DEFAULT_MIX
 from loadtest.verify import verify
 from streams.settings import Settings
-from streams.topics import Topics, create_topics
+from streams.topics import Topics
 
 __all__ = ("main",)
 
@@ -92,15 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
-    prefix = f"tp-{uuid.uuid4().hex[:8]}."
-    env = {
-        "SANDAN_BROKERS": args.brokers,
-        "SANDAN_TOPIC_PREFIX": prefix,
-        "SANDAN_PARTITIONS": str(args.partitions),
-        "SANDAN_WINDOW": "1h",
-    }
+    env = fresh_deployment("tp", args.brokers, args.partitions, "1h")
     settings = Settings.from_env(env)
-    asyncio.run(create_topics(settings))
     started = time.monotonic()
     plan = generate(args.seed, args.tickets, rate=None, window=3600.0, faults=BACKLOG_MIX)
     records = [(settings.topic(r.doc_type), r.key, r.value) for r in plan.records]
