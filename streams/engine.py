@@ -1,10 +1,11 @@
 """The batched, transactional loop that drives the stages (all of sandan's Kafka I/O).
 
-One iteration: poll a batch of records from every assigned partition, let the pipeline turn it
-(and any due timers) into output records, then produce the outputs and commit the consumed
-offsets in **one Kafka transaction**. Only after the commit does the pipeline make its state
-changes durable in the local store, so the local store never holds anything the changelog does
-not (the Kafka Streams EOS model: the changelog is the truth, RocksDB a cache of it).
+One iteration: poll a batch of records from every assigned partition, let the pipeline turn the
+documents that arrived by the watermark (in arrival order, streams/arrivals.py), the internal
+records and any due timers into output records, then produce the outputs and commit the
+consumed offsets in **one Kafka transaction**. Only after the commit does the pipeline make its
+state changes durable in the local store, so the local store never holds anything the changelog
+does not (the Kafka Streams EOS model: the changelog is the truth, RocksDB a cache of it).
 
 A rebalance waits for the batch in flight to commit (``lock``) before partitions move. Outputs
 are produced as one record batch per partition: aiokafka's per-record ``send`` took an eighth
@@ -25,6 +26,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from schemas.keys import murmur2_partition
+from streams.arrivals import ArrivalBuffer
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, Topics
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_BATCH = 20_000
 POLL_TIMEOUT_MS = 100
+MAX_BUFFERED = 100_000  # records held back per partition before its fetching pauses
 
 
 class Output(NamedTuple):
@@ -44,6 +47,7 @@ class Output(NamedTuple):
     value: bytes | None
     partition: int | None = None
     headers: list[tuple[str, bytes]] | None = None
+    timestamp: int | None = None  # None: the producer's clock
 
 
 class Pipeline(Protocol):
@@ -76,6 +80,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped ba
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         async with self._engine.lock:  # the batch in flight commits first
+            self._engine.forget(revoked)
             partitions = {tp.partition for tp in revoked}
             self._engine.assignment -= partitions
             await self._engine.pipeline.revoke(partitions)
@@ -102,6 +107,8 @@ class Engine:
         self._partition_counts: dict[str, int] = {}
         self._arrival_topics = {*self.topics.inputs, self.topics.repartition}
         self._last_arrival: dict[TopicPartition, int] = {}
+        self._arrivals = ArrivalBuffer()
+        self._paused: set[TopicPartition] = set()
         self._round_robin = 0
         self._stopping = False
 
@@ -158,14 +165,30 @@ class Engine:
                 await self._step(batch)
 
     async def _step(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Process the internal records fetched and the documents that arrived by the watermark
+        (in arrival order, see streams/arrivals.py), then the timers due by it."""
         now_ms = int(time.time() * 1000)
-        records = [record for records in batch.values() for record in records]
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        offsets: dict[TopicPartition, int] = {}
         for tp, part in batch.items():
-            if part and tp.topic in self._arrival_topics:
+            if not part:
+                continue
+            if tp.topic in self._arrival_topics:
+                self._arrivals.add(tp, part)
                 self._last_arrival[tp] = part[-1].timestamp
+            else:
+                records.extend(part)
+                offsets[tp] = part[-1].offset + 1
+        until, lagging = await self._arrived_until(now_ms)
+        arrived, arrived_offsets = self._arrivals.release(until if lagging else None)
+        records.extend(arrived)
+        offsets.update(arrived_offsets)
+        self._pause_overfull(batch)
         try:
-            outputs = self.pipeline.process(records, now_ms, await self._arrived_until(now_ms))
-            written = await self._produce_transaction(outputs, batch) if outputs or records else {}
+            outputs = self.pipeline.process(records, now_ms, until)
+            written = {}
+            if outputs or records:
+                written = await self._produce_transaction(outputs, offsets)
         except BaseException:
             self.pipeline.rollback()
             raise
@@ -174,11 +197,32 @@ class Engine:
             self.batches += 1
             self.records += len(records)
 
+    def _pause_overfull(self, fetched: Iterable[TopicPartition]) -> None:
+        """Stop fetching a partition whose records wait behind a lagging one; go on once its
+        buffer drained."""
+        consumer, buffered = self.consumer, self._arrivals.buffered
+        full = [tp for tp in fetched if buffered(tp) > MAX_BUFFERED and tp not in self._paused]
+        if full:
+            consumer.pause(*full)
+            self._paused.update(full)
+        drained = [tp for tp in self._paused if buffered(tp) <= MAX_BUFFERED // 2]
+        if drained:
+            consumer.resume(*drained)
+            self._paused.difference_update(drained)
+
+    def forget(self, revoked: Iterable[TopicPartition]) -> None:
+        """Partitions revoked: drop what was fetched from them and not processed."""
+        revoked = list(revoked)
+        self._arrivals.drop(revoked)
+        for tp in revoked:
+            self._last_arrival.pop(tp, None)
+            self._paused.discard(tp)
+
     async def _produce_transaction(
-        self, outputs: list[Output], batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+        self, outputs: list[Output], offsets: dict[TopicPartition, int]
     ) -> dict[tuple[str, int], int]:
-        """Produce ``outputs`` and commit the batch's offsets in one transaction; return the
-        last offset written per topic and partition."""
+        """Produce ``outputs`` and commit the consumed ``offsets`` in one transaction; return
+        the last offset written per topic and partition."""
         producer = self.producer
         await producer.begin_transaction()
         try:
@@ -186,8 +230,7 @@ class Engine:
                 (await producer.send_batch(builder, topic, partition=partition), builder)
                 for (topic, partition), builder in await self._record_batches(outputs)
             ]
-            if batch:
-                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+            if offsets:
                 await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()
         except BaseException:
@@ -209,7 +252,7 @@ class Engine:
         partitioner would put them."""
         builders: dict[tuple[str, int], Any] = {}
         full: list[tuple[tuple[str, int], Any]] = []
-        for topic, key, value, chosen, headers in outputs:
+        for topic, key, value, chosen, headers, stamp in outputs:
             partition = chosen
             if partition is None:
                 count = self._partition_counts.get(topic) or await self._partition_count(topic)
@@ -222,27 +265,29 @@ class Engine:
             builder = builders.get(where)
             if builder is None:
                 builder = builders[where] = self.producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+            if builder.append(key=key, value=value, timestamp=stamp, headers=headers or []) is None:
                 full.append((where, builder))
                 builder = builders[where] = self.producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None, headers=headers or [])
+                builder.append(key=key, value=value, timestamp=stamp, headers=headers or [])
         return [*full, *builders.items()]
 
-    async def _arrived_until(self, now_ms: int) -> int:
-        """The time up to which every document that arrived has been consumed: the clock where
-        a partition is caught up, else the timestamp of its last record consumed (so a worker
-        that lags behind closes no window early); 0 until every partition was fetched."""
-        until = now_ms
+    async def _arrived_until(self, now_ms: int) -> tuple[int, bool]:
+        """The watermark: the time up to which every document that arrived has been fetched
+        (the clock where a partition is caught up, else the timestamp of the last record
+        fetched from it, so a worker that lags closes no window early; 0 until every
+        partition was fetched once), and whether some partition lags."""
+        until, lagging = now_ms, False
         consumer = self.consumer
         for tp in consumer.assignment():
             if tp.topic not in self._arrival_topics:
                 continue
             stable = consumer.last_stable_offset(tp)
             if stable is None:
-                return 0
+                return 0, True
             if await consumer.position(tp) < stable:
+                lagging = True
                 until = min(until, self._last_arrival.get(tp, 0))
-        return until
+        return until, lagging
 
     async def _partition_count(self, topic: str) -> int:
         count = len(await self.producer.partitions_for(topic))

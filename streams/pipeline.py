@@ -6,13 +6,14 @@ pure stages, and written once, as a changelog record and a staged local write.
 Routing (all internal topics are co-partitioned with the inputs, see streams/topics.py):
 
     input record ─validate─► SCHEMA/DRAFT rejection
-        │ on its ticket's partition?  yes ─► ticket stage
+        │ its ticket's partition owned here?  yes ─► ticket stage
         └─ no ─► {prefix}sandan-repartition (key orderNo, origin in headers) ─► ticket stage
     ticket stage ─► decisions, rejections, {prefix}sandan-ledger (key buyerIdNumber)
     ledger stage ─► release / divert, {prefix}sandan-outcomes ─► ticket stage
 
-A hop to a partition this worker owns skips the topic: the ledger request (or the outcome) is
-handled in the same batch, so in the same transaction, as the topic would have delivered it.
+A hop to a partition this worker owns skips the topic: the document, the ledger request or the
+outcome is handled in the same batch, so in the same transaction, as the topic would have
+delivered it.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class SandanPipeline:
             self._output_rejection(incoming.key, result)
             return
         owner = murmur2_partition(result.orderNo.encode(), self.settings.partitions)
-        if owner == record.partition:
+        if owner in self.partitions:
             self._on_document(owner, incoming, result, now_ms)
             return
         headers = [
@@ -129,7 +130,14 @@ class SandanPipeline:
         if record.key is not None:
             headers.append(("key", record.key))
         self._outputs.append(
-            Output(self.topics.repartition, result.orderNo.encode(), record.value, owner, headers)
+            Output(
+                self.topics.repartition,
+                result.orderNo.encode(),
+                record.value,
+                owner,
+                headers,
+                record.timestamp,  # it keeps its arrival time, by which the owner orders it
+            )
         )
 
     def _on_repartitioned(self, record: ConsumerRecord[bytes, bytes], now_ms: int) -> None:

@@ -1,0 +1,122 @@
+"""The arrival buffer (streams.arrivals.ArrivalBuffer): what is released up to a watermark, in
+which order, and which offsets it commits."""
+
+from __future__ import annotations
+
+from aiokafka import ConsumerRecord, TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.arrivals import ArrivalBuffer
+
+ORDERS = TopicPartition("cbec.order", 0)
+PAYMENTS = TopicPartition("cbec.payment", 0)
+WAYBILLS = TopicPartition("cbec.logistics", 0)
+PARTITIONS = (ORDERS, PAYMENTS, WAYBILLS)
+
+
+def records(tp: TopicPartition, timestamps: list[int], first: int = 0) -> list[ConsumerRecord]:
+    return [
+        ConsumerRecord(tp.topic, tp.partition, first + i, ts, 0, None, b"", None, 0, 0, ())
+        for i, ts in enumerate(timestamps)
+    ]
+
+
+def where(released: list[ConsumerRecord]) -> list[tuple[str, int, int]]:
+    return [(r.topic, r.offset, r.timestamp) for r in released]
+
+
+def test_a_lagging_topic_holds_back_what_arrived_after_its_last_record() -> None:
+    buffer = ArrivalBuffer()
+    buffer.add(ORDERS, records(ORDERS, [100, 200, 300]))
+    buffer.add(PAYMENTS, records(PAYMENTS, [150]))
+
+    released, offsets = buffer.release(150)
+
+    assert where(released) == [("cbec.order", 0, 100), ("cbec.payment", 0, 150)]
+    assert offsets == {ORDERS: 1, PAYMENTS: 1}
+    assert buffer.buffered(ORDERS) == 2
+    assert buffer.buffered(PAYMENTS) == 0
+
+
+def test_what_was_held_back_comes_next_merged_with_the_late_topic() -> None:
+    buffer = ArrivalBuffer()
+    buffer.add(ORDERS, records(ORDERS, [100, 200, 300]))
+    buffer.release(100)
+    buffer.add(PAYMENTS, records(PAYMENTS, [250, 260]))
+
+    released, offsets = buffer.release(None)
+
+    assert where(released) == [
+        ("cbec.order", 1, 200),
+        ("cbec.payment", 0, 250),
+        ("cbec.payment", 1, 260),
+        ("cbec.order", 2, 300),
+    ]
+    assert offsets == {ORDERS: 3, PAYMENTS: 2}
+
+
+def test_a_partition_keeps_its_offset_order_even_when_timestamps_go_back() -> None:
+    buffer = ArrivalBuffer()
+    buffer.add(ORDERS, records(ORDERS, [100, 500, 120]))
+
+    released, offsets = buffer.release(200)
+
+    assert where(released) == [("cbec.order", 0, 100)]  # 120 waits behind 500
+    assert offsets == {ORDERS: 1}
+
+
+def test_nothing_released_commits_nothing() -> None:
+    buffer = ArrivalBuffer()
+    buffer.add(ORDERS, records(ORDERS, [100]))
+
+    assert buffer.release(99) == ([], {})
+    assert buffer.release(0) == ([], {})
+
+
+def test_dropped_partitions_are_forgotten() -> None:
+    buffer = ArrivalBuffer()
+    buffer.add(ORDERS, records(ORDERS, [100]))
+    buffer.add(PAYMENTS, records(PAYMENTS, [100]))
+
+    buffer.drop([ORDERS])
+
+    released, offsets = buffer.release(None)
+    assert where(released) == [("cbec.payment", 0, 100)]
+    assert offsets == {PAYMENTS: 1}
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(PARTITIONS), st.lists(st.integers(0, 20), max_size=6)),
+        max_size=8,
+    ),
+    st.lists(st.one_of(st.none(), st.integers(0, 60)), min_size=1, max_size=4),
+)
+def test_every_record_is_released_once_in_partition_order_and_sorted_when_in_order(
+    fetches: list[tuple[TopicPartition, list[int]]], watermarks: list[int | None]
+) -> None:
+    """Each fetch's records come after the partition's earlier ones in time, as they arrive."""
+    buffer = ArrivalBuffer()
+    fetched: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in PARTITIONS}
+    released: list[ConsumerRecord] = []
+    committed: dict[TopicPartition, int] = {}
+    for (tp, steps), until in zip(fetches, watermarks * len(fetches), strict=False):
+        last = fetched[tp][-1].timestamp if fetched[tp] else 0
+        timestamps = [last + sum(steps[: i + 1]) for i in range(len(steps))]  # in order
+        part = records(tp, timestamps, first=len(fetched[tp]))
+        fetched[tp].extend(part)
+        buffer.add(tp, part)
+        out, offsets = buffer.release(until)
+        assert all(until is None or r.timestamp <= until for r in out)
+        assert [r.timestamp for r in out] == sorted(r.timestamp for r in out)
+        released.extend(out)
+        committed.update(offsets)
+    out, offsets = buffer.release(None)
+    released.extend(out)
+    committed.update(offsets)
+
+    for tp in PARTITIONS:
+        mine = [r for r in released if (r.topic, r.partition) == tp]
+        assert mine == fetched[tp]
+        assert committed.get(tp, 0) == len(fetched[tp])
