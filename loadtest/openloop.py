@@ -1,19 +1,22 @@
 """The open-loop load driver of a sustained run, in its own process: ``python -m loadtest.openloop
-SPEC`` (a :class:`LoadSpec` as JSON); ``loadtest.run`` starts it.
+SPEC`` (a :class:`LoadSpec` as JSON); ``loadtest.run`` plans the run (:func:`plan_all`), then
+starts it.
 
-The run is planned in chunks of consecutive ticket slots: ``generate(..., chunk=k)`` with a seed
-of its own, in a thread, one or two chunks ahead. A chunk's records join the send queue by time.
+The whole run is planned before its clock starts, so planning takes no CPU from sandan during
+the run: in chunks of consecutive ticket slots (``generate(..., chunk=k)`` with a seed of its
+own), on every core, each chunk's records written to ``plan-<k>.msgpack`` and its ground truth
+appended to the truth shard files (loadtest.results). A chunk's records join the send queue by
+time, read back from its file, which is then deleted.
 Every tick (20 ms) the records due are appended to one batch per partition (``create_batch`` /
 ``send_batch``; the partition is the one Kafka's default partitioner picks for the key, a random
 one without a key), all stamped with the tick's time. The load does not wait for sandan: a slow
-sandan shows as lag and latency, not as a slower load. With ``rate`` 0 the driver sends as fast
-as it can for ``duration`` seconds, planning only the faults whose outcome does not depend on
-timing.
+sandan shows as lag and latency, not as a slower load. With ``rate`` 0 the driver sends
+20,000 tickets per second of ``duration`` as fast as it can, planning only the faults whose
+outcome does not depend on timing.
 
 Kept after a record is sent: its guid's 64-bit key and its send time (``sent-keys.bin`` uint64,
-``sent-ms.bin`` float64), for the latency. A chunk's ground truth is appended to the truth shard
-files (loadtest.results) when the chunk joins the queue; its record values are dropped once
-sent. ``driver.json`` (a :class:`DriverSummary`) sums the run up.
+``sent-ms.bin`` float64), for the latency. ``driver.json`` (a :class:`DriverSummary`) sums the
+run up.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import os
 import random
 import sys
 import time
 from array import array
 from collections import defaultdict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from multiprocessing import get_context
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,7 +45,7 @@ from loadtest.results import ShardFiles, guid_key, truth_frames
 from loadtest.truth import DEFAULT_MIX, FaultMix
 from schemas.keys import murmur2_partition
 
-__all__ = ("MIXES", "DriverSummary", "LoadSpec", "chunk_slots", "main", "mix_for")
+__all__ = ("MIXES", "DriverSummary", "LoadSpec", "chunk_slots", "main", "mix_for", "plan_all")
 
 MIXES = {"default": DEFAULT_MIX, "even": FaultMix.even(), "clean": FaultMix()}
 # Faults whose outcome depends on the time between records or on a window closing: not planned
@@ -58,6 +64,7 @@ TIMED_FAULTS = (
 TICK = 0.02
 LOOKAHEAD = 1.0  # a chunk joins the queue this long before its first slot
 SLICE = 5_000  # records per send call when sending as fast as possible
+AS_FAST_AS_POSSIBLE = 20_000  # tickets planned per second of ``duration`` with rate 0
 MAX_IN_FLIGHT = 2_000  # batches not yet acknowledged
 FLUSH_EVERY = 1_000_000  # send times kept in memory before they go to the files
 CHUNK_MAX = 20_000
@@ -101,15 +108,13 @@ class DriverSummary(msgspec.Struct, kw_only=True):
 
 
 class Chunk(NamedTuple):
-    """A planned chunk, ready to join the queue."""
+    """A planned chunk; its records are in its file."""
 
     number: int
-    records: list[Rec]
     slots: int
     tickets: int
     decisions: int
     rejections: int
-    truth: list[tuple[int, bytes]]
 
 
 def mix_for(spec: LoadSpec) -> FaultMix:
@@ -130,8 +135,17 @@ def _guid_key(value: bytes) -> int:
     return 0 if at < 0 else guid_key(value[at + 8 : at + 44])
 
 
-def plan_chunk(spec: LoadSpec, mix: FaultMix, index: int, first: int, count: int) -> Chunk:
-    """Plan slots ``first`` to ``first + count`` (chunk ``index``), times from the run's start."""
+def chunk_path(spec: LoadSpec, index: int) -> Path:
+    return Path(spec.out) / f"plan-{index:05d}.msgpack"
+
+
+def plan_chunk(
+    spec: LoadSpec, mix: FaultMix, size: int, total: int, index: int
+) -> tuple[Chunk, list[tuple[int, bytes]]]:
+    """Plan chunk ``index`` (slots ``index * size`` on, at most ``total`` in all), times from the
+    run's start; write its records to its file, return it and its truth frames."""
+    first = index * size
+    count = min(size, total - first)
     rate = spec.rate if spec.rate > 0 else None
     plan = generate(
         spec.seed * 1_000_003 + index,
@@ -157,9 +171,48 @@ def plan_chunk(spec: LoadSpec, mix: FaultMix, index: int, first: int, count: int
         )
         for r in plan.records
     ]
+    chunk_path(spec, index).write_bytes(msgspec.msgpack.encode(records))
     decisions = sum(len(revisions) for revisions in plan.decisions.values())
-    truth = truth_frames(plan, spec.shards)
-    return Chunk(index, records, count, plan.tickets, decisions, len(plan.rejections), truth)
+    chunk = Chunk(index, count, plan.tickets, decisions, len(plan.rejections))
+    return chunk, truth_frames(plan, spec.shards)
+
+
+def plan_all(spec: LoadSpec) -> list[Chunk]:
+    """Plan the whole run on every core: the chunk files, the ground truth appended to the
+    truth files, and ``plan.json`` listing the chunks for the driver."""
+    size = chunk_slots(spec.rate)
+    rate = spec.rate or AS_FAST_AS_POSSIBLE
+    total = max(1, round(rate * spec.duration))
+    plan = partial(plan_chunk, spec, mix_for(spec), size, total)
+    truth = ShardFiles(Path(spec.out), "truth", spec.shards)
+    chunks: list[Chunk] = []
+    started = time.monotonic()
+    try:
+        with ProcessPoolExecutor(os.cpu_count(), mp_context=get_context("spawn")) as pool:
+            for chunk, frames in pool.map(plan, range(-(-total // size))):
+                for shard, frame in frames:
+                    truth.write(shard, frame)
+                chunks.append(chunk)
+    finally:
+        truth.close()
+    (Path(spec.out) / "plan.json").write_bytes(msgspec.json.encode(chunks))
+    print(
+        f"driver: planned {total} ticket slots in {len(chunks)} chunks in "
+        f"{time.monotonic() - started:.0f}s",
+        flush=True,
+    )
+    return chunks
+
+
+_decode_records = msgspec.msgpack.Decoder(list[tuple[float, str, int, bytes | None, bytes, int]])
+
+
+def load_chunk(spec: LoadSpec, index: int) -> list[Rec]:
+    """A planned chunk's records, its file deleted."""
+    path = chunk_path(spec, index)
+    records = _decode_records.decode(path.read_bytes())
+    path.unlink()
+    return records
 
 
 class Sender:
@@ -221,36 +274,17 @@ class Sender:
         self.keys, self.times = array("Q"), array("d")
 
 
-async def drive(spec: LoadSpec) -> DriverSummary:
-    """Send the planned load; return the summary."""
-    out = Path(spec.out)
-    mix, size = mix_for(spec), chunk_slots(spec.rate)
-    total = round(spec.rate * spec.duration) if spec.rate > 0 else None
-    truth = ShardFiles(out, "truth", spec.shards)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="plan")
-    ahead: deque[Future[Chunk]] = deque()
-    submitted = 0
-    counts = {"chunks": 0, "slots": 0, "tickets": 0, "decisions": 0, "rejections": 0}
-
-    def plan_more() -> None:
-        nonlocal submitted
-        first = submitted * size
-        if total is None or first < total:
-            count = size if total is None else min(size, total - first)
-            ahead.append(pool.submit(plan_chunk, spec, mix, submitted, first, count))
-            submitted += 1
+async def drive(spec: LoadSpec, chunks: list[Chunk]) -> DriverSummary:
+    """Send the planned ``chunks``; return the summary."""
+    timed = spec.rate > 0
+    queue = deque(chunks)
+    slots_taken = 0
 
     async def take() -> list[Rec]:
-        chunk = await asyncio.wrap_future(ahead.popleft())
-        plan_more()
-        for shard, frame in chunk.truth:
-            truth.write(shard, frame)
-        counts["chunks"] += 1
-        counts["slots"] += chunk.slots
-        counts["tickets"] += chunk.tickets
-        counts["decisions"] += chunk.decisions
-        counts["rejections"] += chunk.rejections
-        return chunk.records
+        nonlocal slots_taken
+        chunk = queue.popleft()
+        slots_taken += chunk.slots
+        return await asyncio.to_thread(load_chunk, spec, chunk.number)
 
     producer = AIOKafkaProducer(
         bootstrap_servers=spec.brokers,
@@ -258,55 +292,48 @@ async def drive(spec: LoadSpec) -> DriverSummary:
         max_batch_size=1024 * 1024,
         max_request_size=8 * 1024 * 1024,
     )
-    plan_more()
-    plan_more()
     pending = await take()
     await producer.start()
-    sender = Sender(producer, out)
+    sender = Sender(producer, Path(spec.out))
     pos, behind, report_at = 0, 0.0, 10.0
     t0 = time.monotonic()
     sender.started = time.time()
     try:
         while True:
             now = time.monotonic() - t0
-            if ahead and (
-                pos >= len(pending) and now < spec.duration
-                if total is None
-                else now >= counts["slots"] / spec.rate - LOOKAHEAD
+            if queue and (
+                now >= slots_taken / spec.rate - LOOKAHEAD if timed else pos >= len(pending)
             ):
                 pending, pos = list(heapq.merge(pending[pos:], await take(), key=itemgetter(0))), 0
                 continue
-            if pos >= len(pending) and (not ahead or total is None):
+            if pos >= len(pending) and not queue:
                 break
-            if total is None:
-                end = min(len(pending), pos + SLICE)
-            else:
+            if timed:
                 end = bisect.bisect_right(pending, now, lo=pos, key=itemgetter(0))
                 end = min(end, pos + 4 * SLICE)
+            else:
+                end = min(len(pending), pos + SLICE)
             if end > pos:
-                behind = max(behind, now - pending[pos][0]) if total else 0.0
+                behind = max(behind, now - pending[pos][0]) if timed else 0.0
                 await sender.send(pending[pos:end])
                 pos = end
             if now >= report_at:
                 report_at += 10.0
                 print(
-                    f"driver: {now:.0f}s, {sender.records} records, {counts['tickets']} tickets "
-                    f"planned, {behind:.2f}s most behind",
+                    f"driver: {now:.0f}s, {sender.records} records, {behind:.2f}s most behind",
                     flush=True,
                 )
-            if total is None:
+            if not timed:
                 await asyncio.sleep(0)
                 continue
             due = pending[pos][0] if pos < len(pending) else float("inf")
-            if ahead:
-                due = min(due, counts["slots"] / spec.rate - LOOKAHEAD)
+            if queue:
+                due = min(due, slots_taken / spec.rate - LOOKAHEAD)
             await asyncio.sleep(min(max(due - (time.monotonic() - t0), TICK), 0.25))
-        slots_ended = sender.started + (total / spec.rate if total else time.monotonic() - t0)
+        slots_ended = sender.started + (slots_taken / spec.rate if timed else time.monotonic() - t0)
         await sender.finish()
     finally:
         await producer.stop()
-        pool.shutdown(wait=False, cancel_futures=True)
-        truth.close()
     return DriverSummary(
         started=sender.started,
         slots_ended=slots_ended,
@@ -314,7 +341,11 @@ async def drive(spec: LoadSpec) -> DriverSummary:
         max_behind=round(behind, 3),
         records=sender.records,
         sent_per_second=sender.per_second,
-        **counts,
+        chunks=len(chunks),
+        slots=slots_taken,
+        tickets=sum(c.tickets for c in chunks),
+        decisions=sum(c.decisions for c in chunks),
+        rejections=sum(c.rejections for c in chunks),
     )
 
 
@@ -322,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the driver on the spec given as JSON; write ``driver.json`` into its ``out``."""
     args = sys.argv[1:] if argv is None else argv
     spec = msgspec.json.decode(args[0], type=LoadSpec)
-    summary = asyncio.run(drive(spec))
+    chunks = msgspec.json.decode((Path(spec.out) / "plan.json").read_bytes(), type=list[Chunk])
+    summary = asyncio.run(drive(spec, chunks))
     (Path(spec.out) / "driver.json").write_bytes(msgspec.json.encode(summary))
     print(
         f"driver: done, {summary.records} records of {summary.tickets} tickets in "

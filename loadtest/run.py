@@ -1,12 +1,14 @@
 """The sustained load test: open-loop load, a verifier pass, a report with the raw ceiling.
 
-    python -m loadtest.run --rate 5000 --duration 600 [--workers 1] [--brokers 127.0.0.1:9092]
+    python -m loadtest.run --rate 5000 --duration 600 [--workers 2] [--brokers 127.0.0.1:9092]
         [--seed N] [--mix default|even|clean] [--out reports/] [--short]
 
-It creates sandan's topics under a fresh prefix, starts ``--workers`` sandan workers (each with
-its own data directory and web port) and waits until they own every partition; then the driver
-(loadtest.openloop, its own process) sends ``--rate`` tickets/s (0: as fast as it can) for
-``--duration`` seconds while loadtest.monitor samples CPU, memory and lag every second. It waits
+It plans the whole load and its ground truth first (on every core, before anything is measured),
+creates sandan's topics under a fresh prefix, starts ``--workers`` sandan workers (each with its
+own data directory and web port; default one per core) and waits until they own every
+partition; then the driver (loadtest.openloop, its own process) sends ``--rate`` tickets/s (0:
+as fast as it can) for ``--duration`` seconds while loadtest.monitor samples CPU, memory and lag
+every second. It waits
 for the drain: the input lag at 0, then the window and a margin for the last timeouts, then the
 outputs still for 3 s. It stops the workers, reads release, divert and rejected, measures the
 raw ceiling (loadtest.ceiling) on the same records, checks every ticket against the ground
@@ -43,7 +45,7 @@ from aiokafka.errors import KafkaError
 
 from loadtest.ceiling import CeilingResult, CeilingSpec
 from loadtest.monitor import Monitor, broker_pid
-from loadtest.openloop import MIXES, DriverSummary, LoadSpec
+from loadtest.openloop import AS_FAST_AS_POSSIBLE, MIXES, DriverSummary, LoadSpec, plan_all
 from loadtest.processes import RunError, Worker, stop, tail, wait_ready
 from loadtest.report import RunInfo, write_report
 from loadtest.results import ShardFiles, read_outputs, verify_shards
@@ -159,7 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=float, help="tickets/s; 0: as fast as possible [5000]")
     parser.add_argument("--duration", type=float, help="seconds of load [600]")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="[one per core]")
     parser.add_argument("--brokers", default="127.0.0.1:9092")
     parser.add_argument("--seed", type=int, help="[random]")
     parser.add_argument("--mix", choices=sorted(MIXES), help="fault mix [default]")
@@ -187,7 +189,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _run(args: argparse.Namespace, out: Path, started: datetime) -> int:
     prefix = f"lt-{uuid.uuid4().hex[:8]}."
-    planned = args.rate * args.duration if args.rate else 20_000 * args.duration
+    planned = (args.rate or AS_FAST_AS_POSSIBLE) * args.duration
     spec = LoadSpec(
         brokers=args.brokers,
         prefix=prefix,
@@ -209,7 +211,8 @@ async def _run(args: argparse.Namespace, out: Path, started: datetime) -> int:
         "host": f"{platform.node()}, {os.cpu_count()} CPUs",
     }
     (out / "config.json").write_text(json.dumps(config, indent=1))
-    print(f"run: {out}, topics {prefix}*, seed {args.seed}", flush=True)
+    print(f"run: {out}, topics {prefix}*, seed {args.seed}; planning", flush=True)
+    plan_all(spec)
     await asyncio.wait_for(create_topics(settings), 60)
     try:
         return await _load_and_report(args, out, spec, config, settings)

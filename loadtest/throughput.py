@@ -1,9 +1,10 @@
-"""A first throughput measurement: a backlog of tickets drained by one worker.
+"""A throughput measurement: a backlog of tickets drained by one worker or more.
 
-    python -m loadtest.throughput --brokers 127.0.0.1:9092 --tickets 100000
+    python -m loadtest.throughput --brokers 127.0.0.1:9092 --tickets 100000 [--workers 1]
 
 It creates topics under a fresh prefix, produces the whole plan (default fault mix, no
-timeouts within the run) before the worker starts, starts ``sandan worker``, and reads the
+timeouts within the run) before the workers start, starts ``sandan worker`` (``--workers``
+of them, sharing the partitions), and reads the
 outputs until every expected decision and rejection is there. Throughput is tickets decided
 per minute between the first and the last output's timestamp; the outputs are checked against
 the ground truth. The sustained, open-loop load test with latency is ``make loadtest``'s job.
@@ -59,7 +60,7 @@ async def _produce_all(settings: Settings, records: list[tuple[str, bytes | None
 
 
 async def _drain(
-    settings: Settings, expected: int, limit_s: float, worker: Worker
+    settings: Settings, expected: int, limit_s: float, workers: list[Worker]
 ) -> list[tuple[str, int, bytes]]:
     topics = Topics(settings)
     consumer = AIOKafkaConsumer(
@@ -74,7 +75,8 @@ async def _drain(
     end = time.monotonic() + limit_s
     try:
         while len(seen) < expected and time.monotonic() < end:
-            worker.check()
+            for worker in workers:
+                worker.check()
             batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
             for tp, records in batch.items():
                 seen.extend((tp.topic, r.timestamp, r.value) for r in records)
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
     env = fresh_deployment("tp", args.brokers, args.partitions, "1h")
@@ -104,11 +107,15 @@ def main(argv: list[str] | None = None) -> int:
 
     expected = sum(len(d) for d in plan.decisions.values()) + len(plan.rejections)
     with tempfile.TemporaryDirectory() as data:
-        worker = Worker("worker", env, Path(data) / "state", Path(data))
+        workers = [
+            Worker(f"worker-{i}", env, Path(data) / f"worker-{i}", Path(data))
+            for i in range(1, args.workers + 1)
+        ]
         try:
-            seen = asyncio.run(_drain(settings, expected, 1800, worker))
+            seen = asyncio.run(_drain(settings, expected, 1800, workers))
         finally:
-            stop(worker.process)
+            for worker in workers:
+                stop(worker.process)
     topics = Topics(settings)
     decisions = [orjson.loads(v) for t, _, v in seen if t in (topics.release, topics.divert)]
     rejections = [orjson.loads(v) for t, _, v in seen if t == topics.rejected]
