@@ -54,14 +54,14 @@ format: setup ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-loadtest: setup kafka-up ## the sustained load test: RATE tickets/s (5000) for DURATION s (600), report in reports/
-	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --rate $${RATE:-5000} --duration $${DURATION:-600}
+loadtest: setup kafka-up ## the sustained load test: RATE tickets/s (5000) for DURATION s (600), WORKERS (one per core), report in reports/
+	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --rate $${RATE:-5000} --duration $${DURATION:-600} --workers $${WORKERS:-$$(nproc)}
 
 loadtest-short: setup kafka-up ## a one-minute load test that checks correctness only
 	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --short
 
-throughput: setup kafka-up ## drain a backlog of TICKETS (default 100000) with one worker
-	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000}
+throughput: setup kafka-up ## drain a backlog of TICKETS (100000) with WORKERS workers (one per core)
+	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000} --workers $${WORKERS:-$$(nproc)}
 
 bench: setup ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest tests/bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds

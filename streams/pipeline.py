@@ -1,7 +1,9 @@
 """The stages wired together for the engine: intake, the ticket stage and the buyer ledger.
 
 Per batch, every group (orderNo) and buyer touched is read once, changed in memory by the
-pure stages, and written once, as a changelog record and a staged local write.
+pure stages, and written once if it changed, as a changelog record and a staged local write.
+The groups written lately stay decoded in memory (``GROUP_CACHE``), as committed: a ticket's
+next document usually comes in a later batch.
 
 Routing (all internal topics are co-partitioned with the inputs, see streams/topics.py):
 
@@ -51,6 +53,7 @@ from streams.topics import Topics
 __all__ = ("SandanPipeline",)
 
 MAX_TIMERS_PER_BATCH = 5_000
+GROUP_CACHE = 20_000  # committed groups kept decoded, the latest written
 _ORIGIN = struct.Struct(">iqq")  # partition, offset, timestamp of the original record
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
@@ -82,6 +85,9 @@ class SandanPipeline:
         self.ledger = Store(state / "ledger", self.topics.ledger_changelog)
         self.partitions: set[int] = set()
         self._groups: dict[tuple[int, str], Group] = {}
+        self._changed: set[tuple[int, str]] = set()
+        self._stored_due: dict[tuple[int, str], int | None] = {}  # where each group's timer is
+        self._cache: dict[tuple[int, str], tuple[Group, int | None]] = {}
         self._buyers: dict[tuple[int, str], BuyerLedger] = {}
         self._outputs: list[Output] = []
         self._ledger_inbox: deque[tuple[int, LedgerRequest]] = deque()
@@ -191,18 +197,33 @@ class SandanPipeline:
     def _fire_timers(self, arrived_ms: int, now_ms: int) -> None:
         for partition in sorted(self.partitions):
             for key in list(self.tickets.due(partition, arrived_ms, MAX_TIMERS_PER_BATCH)):
+                order_no = key.decode()
                 book = TicketBook(self.rules, partition)
-                book.on_timer(self._group(partition, key.decode()), arrived_ms, now_ms)
+                if book.on_timer(
+                    self._group(partition, order_no, changes=False), arrived_ms, now_ms
+                ):
+                    self._changed.add((partition, order_no))
                 self._emit(book)
 
     # -- state, read once and written once per batch ----------------------------------------
 
-    def _group(self, partition: int, order_no: str) -> Group:
-        group = self._groups.get((partition, order_no))
+    def _group(self, partition: int, order_no: str, *, changes: bool = True) -> Group:
+        """The group, read once per batch (from the cache, else the store); ``changes``: the
+        caller is about to change it (else it says so itself)."""
+        key = (partition, order_no)
+        group = self._groups.get(key)
         if group is None:
-            stored = self.tickets.get(partition, order_no.encode())
-            group = _decode_group(stored) if stored is not None else Group(order_no)
-            self._groups[(partition, order_no)] = group
+            cached = self._cache.pop(key, None)
+            if cached is not None:
+                group, due = cached
+            else:
+                stored = self.tickets.get(partition, order_no.encode())
+                group = _decode_group(stored) if stored is not None else Group(order_no)
+                due = next_due(group)
+            self._groups[key] = group
+            self._stored_due[key] = due
+        if changes:
+            self._changed.add(key)
         return group
 
     def _buyer(self, partition: int, buyer: str) -> BuyerLedger:
@@ -214,18 +235,21 @@ class SandanPipeline:
         return ledger
 
     def _flush(self) -> list[Output]:
-        outputs = self._outputs
-        for (partition, order_no), group in self._groups.items():
+        outputs, cache = self._outputs, self._cache
+        for key, group in self._groups.items():
+            partition, order_no = key
+            due = self._stored_due[key]
+            if key in self._changed:
+                value = _encoder.encode(group) if group.tickets else None
+                due, before = next_due(group), due
+                outputs.append(self.tickets.put(partition, order_no.encode(), value, due, before))
             if group.tickets:
-                value = _encoder.encode(group)
-                outputs.append(
-                    self.tickets.put(partition, order_no.encode(), value, next_due(group))
-                )
-            else:
-                outputs.append(self.tickets.put(partition, order_no.encode(), None))
+                cache[key] = (group, due)  # the newest last
+        while len(cache) > GROUP_CACHE:
+            del cache[next(iter(cache))]
         for (partition, buyer), ledger in self._buyers.items():
             outputs.append(self.ledger.put(partition, buyer.encode(), _encoder.encode(ledger)))
-        self._groups = {}
+        self._groups, self._changed, self._stored_due = {}, set(), {}
         self._buyers = {}
         self._outputs = []
         return outputs
@@ -272,7 +296,9 @@ class SandanPipeline:
     def rollback(self) -> None:
         self.tickets.rollback()
         self.ledger.rollback()
-        self._groups, self._buyers, self._outputs = {}, {}, []
+        self._groups, self._changed, self._stored_due = {}, set(), {}
+        self._cache = {}  # it may hold changes that were rolled back
+        self._buyers, self._outputs = {}, []
         self._ledger_inbox.clear()
         self._pending_counts.clear()
 
@@ -285,6 +311,7 @@ class SandanPipeline:
 
     async def revoke(self, partitions: set[int]) -> None:
         self.partitions -= partitions
+        self._cache = {key: held for key, held in self._cache.items() if key[0] not in partitions}
 
     def close(self) -> None:
         self.tickets.close()

@@ -10,8 +10,9 @@ Writes are staged in memory (``put``) while a transaction is open; each staged w
 changelog record for the engine to produce in that transaction. Only after the transaction
 commits does ``commit`` write them, with the changelog offsets they reached, in one
 WriteBatch; ``rollback`` forgets them. So the database only ever holds committed changelog
-state, and ``restore`` resumes from the stored offset. Timer index entries are never deleted on
-update: a stale entry is found stale when it fires (the group's real due time is later).
+state, and ``restore`` resumes from the stored offset. A write that moves a key's timer removes
+the old entry when the caller says where it was (``replaces_due_ms``); an entry left stale
+(by a restore) is found stale when it fires.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Store:
         self._due = due
         self._staged: dict[tuple[int, bytes], bytes | None] = {}
         self._timers: list[bytes] = []
-        self._fired: list[bytes] = []
+        self._removed_timers: list[bytes] = []
 
     def close(self) -> None:
         self._db.close()
@@ -68,13 +69,21 @@ class Store:
         return value
 
     def put(
-        self, partition: int, key: bytes, value: bytes | None, due_ms: int | None = None
+        self,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        due_ms: int | None = None,
+        replaces_due_ms: int | None = None,
     ) -> Output:
         """Stage a write (None deletes), with a timer at ``due_ms`` if given (else computed
-        by the store's ``due`` function, when it has one); return its changelog record."""
+        by the store's ``due`` function, when it has one) in place of the key's timer at
+        ``replaces_due_ms``; return its changelog record."""
         self._staged[(partition, key)] = value
         if due_ms is None and value is not None and self._due is not None:
             due_ms = self._due(value)
+        if replaces_due_ms is not None and replaces_due_ms != due_ms:
+            self._removed_timers.append(_timer_key(partition, replaces_due_ms, key))
         if due_ms is not None:
             self._timers.append(_timer_key(partition, due_ms, key))
         return Output(self.changelog, key, value, partition)
@@ -90,7 +99,7 @@ class Store:
             entry: bytes = it.key()
             if not entry.startswith(prefix) or _U64.unpack_from(entry, 3)[0] > now_ms:
                 break
-            self._fired.append(entry)
+            self._removed_timers.append(entry)
             yield entry[11:]
             count += 1
             it.next()
@@ -104,7 +113,7 @@ class Store:
                 batch.delete(db_key)
             else:
                 batch.put(db_key, value)
-        for entry in self._fired:
+        for entry in self._removed_timers:
             batch.delete(entry)
         for entry in self._timers:
             batch.put(entry, b"")
@@ -116,7 +125,7 @@ class Store:
     def rollback(self) -> None:
         self._staged.clear()
         self._timers.clear()
-        self._fired.clear()
+        self._removed_timers.clear()
 
     # -- restore --------------------------------------------------------------------------
 

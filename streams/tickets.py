@@ -355,6 +355,8 @@ class TicketBook:
         if ticket is None or ticket.status != PENDING or ticket.revision != outcome.revision:
             return
         ticket.status = RELEASED if outcome.released else OPEN
+        if outcome.released:
+            ticket.deadline_ms = 0  # a released ticket's window has nothing left to close
         parked, ticket.parked = ticket.parked, []
         for record in parked:
             incoming = Incoming(
@@ -366,14 +368,17 @@ class TicketBook:
             doc = decode_document_cached(record.doc_type, record.raw, self.rules.max_document_bytes)
             self.on_document(group, incoming, doc, now_ms)
 
-    def on_timer(self, group: Group, until_ms: int, now_ms: int | None = None) -> None:
+    def on_timer(self, group: Group, until_ms: int, now_ms: int | None = None) -> bool:
         """Close the windows that closed by ``until_ms`` (arrival time: every record that
         arrived before it has been applied), and forget tickets past their retention; the
-        decisions are made at ``now_ms`` (default ``until_ms``)."""
+        decisions are made at ``now_ms`` (default ``until_ms``). Return whether the group
+        changed (a timer left stale by a restore changes nothing)."""
         now_ms = until_ms if now_ms is None else now_ms
+        changed = False
         for ebp, ticket in list(group.tickets.items()):
             if ticket.deadline_ms and ticket.deadline_ms <= until_ms:
                 ticket.deadline_ms = 0
+                changed = True
                 if not ticket.complete() and ticket.status == OPEN:
                     missing = ticket.missing()
                     reason = Reason(
@@ -383,6 +388,8 @@ class TicketBook:
                     self._decide_divert(group, ebp, ticket, [reason], now_ms)
             if ticket.expires_ms <= until_ms:  # after its window's decision, if both are due
                 del group.tickets[ebp]
+                changed = True
+        return changed
 
     def _reject(self, record: Incoming, doc: Document, code: RejectionCode, detail: str) -> None:
         self.emitted.append(KeyedRejection(record.key, reject(record, doc, code, detail)))

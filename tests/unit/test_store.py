@@ -311,6 +311,34 @@ def test_updated_value_adds_a_timer_and_keeps_the_stale_one(store: Store) -> Non
     assert fire(store, 0, 2000) == [b"k"]
 
 
+def test_a_write_naming_the_replaced_timer_moves_it(store: Store) -> None:
+    store.put(0, b"k", b"1000")
+    store.commit({})
+    store.put(0, b"k", b"2000", replaces_due_ms=1000)
+    assert fire(store, 0, 1500) == [b"k"]  # the old entry goes with the commit, not before
+    store.rollback()
+    store.put(0, b"k", b"2000", replaces_due_ms=1000)
+    store.commit({})
+    assert fire(store, 0, 1500) == []
+    assert fire(store, 0, 2000) == [b"k"]
+
+
+def test_a_delete_naming_the_replaced_timer_removes_it(store: Store) -> None:
+    store.put(0, b"k", b"1000")
+    store.commit({})
+    store.put(0, b"k", None, replaces_due_ms=1000)
+    store.commit({})
+    assert fire(store, 0, 5000) == []
+
+
+def test_a_write_keeping_its_due_time_keeps_its_timer(store: Store) -> None:
+    store.put(0, b"k", b"1000")
+    store.commit({})
+    store.put(0, b"k", b"1000", replaces_due_ms=1000)
+    store.commit({})
+    assert fire(store, 0, 1000) == [b"k"]
+
+
 def test_value_without_due_time_adds_no_timer(store: Store) -> None:
     store.put(0, b"k", b"no timer")
     store.commit({})

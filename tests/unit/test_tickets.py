@@ -577,6 +577,28 @@ def test_next_due_is_the_window_then_the_retention() -> None:
     assert next_due(driver.group()) == T0 + WINDOW  # type: ignore[arg-type]
     driver.tick(T0 + WINDOW)
     assert next_due(driver.group()) == T0 + RETENTION  # type: ignore[arg-type]
+
+
+def test_a_released_ticket_has_no_window_left_and_its_old_timer_changes_nothing() -> None:
+    driver = Driver()
+    driver.clean()
+    assert next_due(driver.group()) == T0 + RETENTION  # type: ignore[arg-type]
+    group = driver.group()
+    assert group is not None
+    assert TicketBook(RULES, 0).on_timer(group, T0 + WINDOW) is False
+
+
+def test_a_timer_that_closes_a_window_reports_the_change() -> None:
+    driver = Driver()
+    driver.order(T0)
+    group = driver.group()
+    assert group is not None
+    book = TicketBook(RULES, 0)
+    assert book.on_timer(group, T0 + WINDOW - 1) is False
+    assert book.on_timer(group, T0 + WINDOW) is True
+    assert book.on_timer(group, T0 + WINDOW) is False  # closed once
+    assert book.on_timer(group, T0 + RETENTION) is True  # forgotten
+    assert group.tickets == {}
     assert next_due(Group(ORDER_NO)) is None
 
 
