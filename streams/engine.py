@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_BATCH = 20_000
 POLL_TIMEOUT_MS = 100
+# The broker answers a fetch once this much is there or POLL_TIMEOUT_MS passed: under load a
+# batch (and its transaction) holds about this much, not just what came since the last one.
+FETCH_MIN_BYTES = 512 * 1024
 MAX_BUFFERED = 100_000  # records held back per partition before its fetching pauses
 
 
@@ -129,6 +132,7 @@ class Engine:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=64 * 1024 * 1024,
             fetch_max_wait_ms=POLL_TIMEOUT_MS,
+            fetch_min_bytes=FETCH_MIN_BYTES,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             rebalance_timeout_ms=60_000,

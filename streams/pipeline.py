@@ -21,7 +21,7 @@ delivered it.
 from __future__ import annotations
 
 import struct
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,7 +87,7 @@ class SandanPipeline:
         self._groups: dict[tuple[int, str], Group] = {}
         self._changed: set[tuple[int, str]] = set()
         self._stored_due: dict[tuple[int, str], int | None] = {}  # where each group's timer is
-        self._cache: dict[tuple[int, str], tuple[Group, int | None]] = {}
+        self._cache: OrderedDict[tuple[int, str], tuple[Group, int | None]] = OrderedDict()
         self._buyers: dict[tuple[int, str], BuyerLedger] = {}
         self._outputs: list[Output] = []
         self._ledger_inbox: deque[tuple[int, LedgerRequest]] = deque()
@@ -246,7 +246,7 @@ class SandanPipeline:
             if group.tickets:
                 cache[key] = (group, due)  # the newest last
         while len(cache) > GROUP_CACHE:
-            del cache[next(iter(cache))]
+            cache.popitem(last=False)  # the oldest
         for (partition, buyer), ledger in self._buyers.items():
             outputs.append(self.ledger.put(partition, buyer.encode(), _encoder.encode(ledger)))
         self._groups, self._changed, self._stored_due = {}, set(), {}
@@ -297,7 +297,7 @@ class SandanPipeline:
         self.tickets.rollback()
         self.ledger.rollback()
         self._groups, self._changed, self._stored_due = {}, set(), {}
-        self._cache = {}  # it may hold changes that were rolled back
+        self._cache.clear()  # it may hold changes that were rolled back
         self._buyers, self._outputs = {}, []
         self._ledger_inbox.clear()
         self._pending_counts.clear()
@@ -311,7 +311,8 @@ class SandanPipeline:
 
     async def revoke(self, partitions: set[int]) -> None:
         self.partitions -= partitions
-        self._cache = {key: held for key, held in self._cache.items() if key[0] not in partitions}
+        for key in [key for key in self._cache if key[0] in partitions]:
+            del self._cache[key]
 
     def close(self) -> None:
         self.tickets.close()
