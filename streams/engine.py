@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_BATCH = 20_000
 POLL_TIMEOUT_MS = 100
-# The broker answers a fetch once this much is there or POLL_TIMEOUT_MS passed: under load a
-# batch (and its transaction) holds about this much, not just what came since the last one.
+# The broker answers a fetch once this much is there or FETCH_MAX_WAIT_MS passed: under load a
+# batch (and its transaction) holds about this much, not just what came since the last one;
+# a light load waits at most the time, once per hop (a ticket's ledger round trip is 3 hops).
 FETCH_MIN_BYTES = 512 * 1024
+FETCH_MAX_WAIT_MS = 50
 MAX_BUFFERED = 100_000  # records held back per partition before its fetching pauses
 
 
@@ -131,7 +133,7 @@ class Engine:
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=64 * 1024 * 1024,
-            fetch_max_wait_ms=POLL_TIMEOUT_MS,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             fetch_min_bytes=FETCH_MIN_BYTES,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
