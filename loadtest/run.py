@@ -56,7 +56,7 @@ __all__ = ("main",)
 
 SETTLE = 3.0
 SHORT = {"rate": 100.0, "duration": 60.0, "mix": "even"}
-LONG = {"rate": 5000.0, "duration": 600.0, "mix": "default"}
+LONG = {"rate": 6000.0, "duration": 600.0, "mix": "default"}
 TICKETS_PER_SHARD = 250_000
 
 
