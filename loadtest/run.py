@@ -1,6 +1,6 @@
 """The sustained load test: open-loop load, a verifier pass, a report with the raw ceiling.
 
-    python -m loadtest.run --rate 6000 --duration 600 [--workers 2] [--brokers 127.0.0.1:9092]
+    python -m loadtest.run --rate 5100 --duration 600 [--workers 2] [--brokers 127.0.0.1:9092]
         [--seed N] [--mix default|even|clean] [--out reports/] [--short]
 
 It plans the whole load and its ground truth first (on every core, before anything is measured),
@@ -56,7 +56,7 @@ __all__ = ("main",)
 
 SETTLE = 3.0
 SHORT = {"rate": 100.0, "duration": 60.0, "mix": "even"}
-LONG = {"rate": 6000.0, "duration": 600.0, "mix": "default"}
+LONG = {"rate": 5100.0, "duration": 600.0, "mix": "default"}
 TICKETS_PER_SHARD = 250_000
 
 
@@ -159,7 +159,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest.run", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--rate", type=float, help="tickets/s; 0: as fast as possible [6000]")
+    parser.add_argument("--rate", type=float, help="tickets/s; 0: as fast as possible [5100]")
     parser.add_argument("--duration", type=float, help="seconds of load [600]")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="[one per core]")
     parser.add_argument("--brokers", default="127.0.0.1:9092")
