@@ -41,7 +41,7 @@ POLL_TIMEOUT_MS = 100
 # a light load waits at most the time, once per hop (a ticket's ledger round trip is 3 hops).
 FETCH_MIN_BYTES = 512 * 1024
 FETCH_MAX_WAIT_MS = 50
-MAX_BUFFERED = 100_000  # records held back per partition before its fetching pauses
+MAX_BUFFERED = 10_000  # records held back per partition before its fetching pauses
 
 
 class Output(NamedTuple):
@@ -189,7 +189,7 @@ class Engine:
         arrived, arrived_offsets = self._arrivals.release(until if lagging else None)
         records.extend(arrived)
         offsets.update(arrived_offsets)
-        self._pause_overfull(batch)
+        self._pause_overfull(batch, until)
         try:
             outputs = self.pipeline.process(records, now_ms, until)
             written = {}
@@ -203,11 +203,17 @@ class Engine:
             self.batches += 1
             self.records += len(records)
 
-    def _pause_overfull(self, fetched: Iterable[TopicPartition]) -> None:
+    def _pause_overfull(self, fetched: Iterable[TopicPartition], until: int) -> None:
         """Stop fetching a partition whose records wait behind a lagging one; go on once its
-        buffer drained."""
+        buffer drained. The partition the watermark waits for is never paused."""
         consumer, buffered = self.consumer, self._arrivals.buffered
-        full = [tp for tp in fetched if buffered(tp) > MAX_BUFFERED and tp not in self._paused]
+        full = [
+            tp
+            for tp in fetched
+            if buffered(tp) > MAX_BUFFERED
+            and tp not in self._paused
+            and self._last_arrival.get(tp) != until
+        ]
         if full:
             consumer.pause(*full)
             self._paused.update(full)

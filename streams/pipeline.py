@@ -53,7 +53,7 @@ from streams.topics import Topics
 __all__ = ("SandanPipeline",)
 
 MAX_TIMERS_PER_BATCH = 5_000
-GROUP_CACHE = 20_000  # committed groups kept decoded, the latest written
+GROUP_CACHE = 10_000  # committed groups kept decoded, the latest written
 _ORIGIN = struct.Struct(">iqq")  # partition, offset, timestamp of the original record
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)

@@ -180,8 +180,8 @@ def _options() -> Options:
     options.create_if_missing(True)
     options.set_block_based_table_factory(table)
     options.set_compression_type(DBCompressionType.lz4())
-    options.set_write_buffer_size(64 * 1024 * 1024)
-    options.set_max_write_buffer_number(3)
+    options.set_write_buffer_size(32 * 1024 * 1024)
+    options.set_max_write_buffer_number(2)
     return options
 
 
