@@ -85,6 +85,13 @@ def _brokers(text: str) -> str:
     return text
 
 
+def _host(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]+", text):
+        msg = f"expected a host name or IP address, got {text!r}"
+        raise ValueError(msg)
+    return text
+
+
 def _prefix(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]*", text):
         msg = f"expected letters, digits, '.', '_' or '-', got {text!r}"
@@ -104,8 +111,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     annual_limit: Decimal = Decimal(26000)
     data_dir: Path = Path("data")
     max_document_bytes: int = 256 * 1024
+    max_message_bytes: int = 4 * 1024 * 1024
     web_port: int = 6066
     worker_id: str = ""
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    gateway_keys: Path = Path("keys.json")
+    gateway_ack_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -155,8 +167,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "annual_limit": _amount,
     "data_dir": Path,
     "max_document_bytes": _positive_int,
+    "max_message_bytes": _positive_int,
     "web_port": _port,
     "worker_id": _prefix,
+    "gateway_host": _host,
+    "gateway_port": _port,
+    "gateway_keys": Path,
+    "gateway_ack_timeout": parse_duration,
 }
 
 SETTINGS_HELP = {
@@ -168,7 +185,15 @@ SETTINGS_HELP = {
     "SANDAN_SINGLE_LIMIT": ("5000", "single-transaction limit of dutiable value, CNY"),
     "SANDAN_ANNUAL_LIMIT": ("26000", "annual limit per buyer, CNY"),
     "SANDAN_DATA_DIR": ("data", "local state (RocksDB) of this worker"),
-    "SANDAN_MAX_DOCUMENT_BYTES": ("262144", "larger input records are rejected SCHEMA"),
+    "SANDAN_MAX_DOCUMENT_BYTES": ("262144", "larger JSON documents and XML nodes are rejected SCHEMA"),
+    "SANDAN_MAX_MESSAGE_BYTES": (
+        "4194304",
+        "larger XML messages are rejected SCHEMA whole; the gateway's largest request body",
+    ),
     "SANDAN_WEB_PORT": ("6066", "the worker's status page (/status)"),
     "SANDAN_WORKER_ID": ("from host and data dir", "this worker's stable transactional id"),
+    "SANDAN_GATEWAY_HOST": ("127.0.0.1", "address the HTTP gateway listens on"),
+    "SANDAN_GATEWAY_PORT": ("8080", "port of the HTTP gateway"),
+    "SANDAN_GATEWAY_KEYS": ("keys.json", "the gateway's API keys file (reloaded on change)"),
+    "SANDAN_GATEWAY_ACK_TIMEOUT": ("10s", "longest wait for the broker's ack before a 503"),
 }

@@ -79,8 +79,13 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "SANDAN_ANNUAL_LIMIT": "30000",
             "SANDAN_DATA_DIR": str(tmp_path / "state"),
             "SANDAN_MAX_DOCUMENT_BYTES": "1024",
+            "SANDAN_MAX_MESSAGE_BYTES": "65536",
             "SANDAN_WEB_PORT": "7000",
             "SANDAN_WORKER_ID": "worker-7",
+            "SANDAN_GATEWAY_HOST": "0.0.0.0",
+            "SANDAN_GATEWAY_PORT": "8443",
+            "SANDAN_GATEWAY_KEYS": str(tmp_path / "keys.json"),
+            "SANDAN_GATEWAY_ACK_TIMEOUT": "3s",
         }
     )
     assert settings == Settings(
@@ -93,8 +98,13 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         annual_limit=Decimal(30000),
         data_dir=tmp_path / "state",
         max_document_bytes=1024,
+        max_message_bytes=65536,
         web_port=7000,
         worker_id="worker-7",
+        gateway_host="0.0.0.0",  # noqa: S104 - parsed, not bound
+        gateway_port=8443,
+        gateway_keys=tmp_path / "keys.json",
+        gateway_ack_timeout=3.0,
     )
     assert isinstance(settings.single_limit, Decimal)
     assert isinstance(settings.data_dir, Path)
@@ -202,6 +212,10 @@ def test_window_longer_than_retention_is_rejected() -> None:
         ("SANDAN_WEB_PORT", "http"),
         ("SANDAN_WORKER_ID", "worker 1"),
         ("SANDAN_WORKER_ID", "w/1"),
+        ("SANDAN_MAX_MESSAGE_BYTES", "4M"),
+        ("SANDAN_GATEWAY_HOST", "http://0.0.0.0"),
+        ("SANDAN_GATEWAY_PORT", "0"),
+        ("SANDAN_GATEWAY_ACK_TIMEOUT", "soon"),
     ],
 )
 def test_malformed_value_names_the_variable(name: str, value: str) -> None:
