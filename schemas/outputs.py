@@ -94,7 +94,12 @@ class Source(msgspec.Struct, gc=False):
 
 
 class Rejection(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
-    """A record sandan did not accept (``cbec.rejected``); ``raw`` is encoded as base64."""
+    """A record sandan did not accept (``cbec.rejected``); ``raw`` is encoded as base64.
+
+    For a node of an XML message, ``node`` is its 1-based position, ``messageGuid`` the
+    message's guid and ``raw`` the node element alone; the whole message stays on its input
+    topic at ``source``.
+    """
 
     code: RejectionCode
     detail: str
@@ -108,3 +113,5 @@ class Rejection(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     logisticsNo: str | None = None  # noqa: N815
     source: Source
     raw: bytes
+    node: int | None = None
+    messageGuid: str | None = None  # noqa: N815

@@ -7,11 +7,14 @@ next document usually comes in a later batch.
 
 Routing (all internal topics are co-partitioned with the inputs, see streams/topics.py):
 
-    input record ─validate─► SCHEMA/DRAFT rejection
-        │ its ticket's partition owned here?  yes ─► ticket stage
+    input record ─read─► SCHEMA/DRAFT rejection (JSON document, or XML message or node)
+        │ each document: its ticket's partition owned here?  yes ─► ticket stage
         └─ no ─► {prefix}sandan-repartition (key orderNo, origin in headers) ─► ticket stage
     ticket stage ─► decisions, rejections, {prefix}sandan-ledger (key buyerIdNumber)
     ledger stage ─► release / divert, {prefix}sandan-outcomes ─► ticket stage
+
+Every rejection and decision comes with its receipts (schemas/receipts.py), and every document
+the ticket stage applies with one: all on ``cbec.receipt``, in the same transaction.
 
 A hop to a partition this worker owns skips the topic: the document, the ledger request or the
 outcome is handled in the same batch, so in the same transaction, as the topic would have
@@ -34,8 +37,9 @@ from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
 from schemas.keys import murmur2_partition
 from schemas.outputs import Decision, Rejection, Source
+from schemas.receipts import Addressed, concluded, encode_receipt, returned
 from streams.engine import Output
-from streams.intake import Incoming, validate
+from streams.intake import Incoming, Origin, Refused, read, validate
 from streams.ledger import BuyerLedger, decide
 from streams.settings import Settings
 from streams.store import Store
@@ -120,29 +124,43 @@ class SandanPipeline:
         source = Source(record.topic, record.partition, record.offset, record.timestamp)
         incoming = Incoming(doc_type, record.key, record.value, source)
         self._pending_counts[f"in.{doc_type}"] += 1
-        result = validate(incoming, self.rules.max_document_bytes)
-        if isinstance(result, Rejection):
-            self._output_rejection(incoming.key, result)
-            return
-        owner = murmur2_partition(result.orderNo.encode(), self.settings.partitions)
+        for item in read(incoming, self.rules.max_document_bytes, self.settings.max_message_bytes):
+            if isinstance(item, Refused):
+                self._output_rejection(
+                    incoming.key, item.rejection, now_ms, item.cop_code, item.xml
+                )
+            else:
+                self._route(*item, now_ms)
+
+    def _route(self, incoming: Incoming, document: Document, now_ms: int) -> None:
+        """To the ticket stage here, or through the repartition topic to the owner."""
+        owner = murmur2_partition(document.orderNo.encode(), self.settings.partitions)
         if owner in self.partitions:
-            self._on_document(owner, incoming, result, now_ms)
+            self._on_document(owner, incoming, document, now_ms)
             return
+        source, origin = incoming.source, incoming.origin
         headers = [
-            ("doc", doc_type.encode()),
-            ("topic", record.topic.encode()),
-            ("origin", _ORIGIN.pack(record.partition, record.offset, record.timestamp)),
+            ("doc", incoming.doc_type.encode()),
+            ("topic", source.topic.encode()),
+            ("origin", _ORIGIN.pack(source.partition, source.offset, source.timestamp)),
         ]
-        if record.key is not None:
-            headers.append(("key", record.key))
+        if incoming.key is not None:
+            headers.append(("key", incoming.key))
+        if origin is not None:
+            headers += [
+                ("cop", origin.cop_code.encode()),
+                ("message", origin.message_guid.encode()),
+                ("node", str(origin.node).encode()),
+                ("xml", origin.xml),
+            ]
         self._outputs.append(
             Output(
                 self.topics.repartition,
-                result.orderNo.encode(),
-                record.value,
+                document.orderNo.encode(),
+                incoming.value,
                 owner,
                 headers,
-                record.timestamp,  # it keeps its arrival time, by which the owner orders it
+                source.timestamp,  # it keeps its arrival time, by which the owner orders it
             )
         )
 
@@ -151,10 +169,20 @@ class SandanPipeline:
         partition, offset, timestamp = _ORIGIN.unpack(headers["origin"])
         doc_type = self.topics.doc_type_of[headers["topic"].decode()]
         source = Source(headers["topic"].decode(), partition, offset, timestamp)
-        incoming = Incoming(doc_type, headers.get("key"), record.value, source)
-        result = validate(incoming, self.rules.max_document_bytes)
+        origin = None
+        if "cop" in headers:
+            origin = Origin(
+                headers["cop"].decode(),
+                headers["message"].decode(),
+                int(headers["node"]),
+                headers["xml"],
+            )
+        incoming = Incoming(doc_type, headers.get("key"), record.value, source, origin)
+        # Valid before it hopped; its JSON may exceed max_document_bytes only as an XML node's
+        # canonical form, which intake already bounded.
+        result = validate(incoming, max(self.rules.max_document_bytes, len(record.value or b"")))
         if isinstance(result, Rejection):  # cannot happen: it was valid before repartitioning
-            self._output_rejection(incoming.key, result)
+            self._output_rejection(incoming.key, result, now_ms, None, xml=origin is not None)
             return
         self._on_document(record.partition, incoming, result, now_ms)
 
@@ -169,6 +197,8 @@ class SandanPipeline:
         ledger = self._buyer(partition, request.buyer)
         decision, outcome = decide(ledger, request, self.settings.annual_limit, now_ms)
         self._output_decision(decision)
+        for receipt in concluded(decision, request.addressees, now_ms):
+            self._output_receipt(receipt)
         if request.ticket_partition in self.partitions:
             self._on_outcome(request.ticket_partition, outcome, now_ms)
             return
@@ -258,10 +288,12 @@ class SandanPipeline:
 
     def _emit(self, book: TicketBook) -> None:
         for item in book.emitted:
-            if isinstance(item, Decision):
+            if isinstance(item, Addressed):
+                self._output_receipt(item)
+            elif isinstance(item, Decision):
                 self._output_decision(item)
             elif isinstance(item, KeyedRejection):
-                self._output_rejection(item.key, item.rejection)
+                self._output_rejection_record(item.key, item.rejection)
             else:
                 partition = murmur2_partition(item.buyer.encode(), self.settings.partitions)
                 if partition in self.partitions:
@@ -281,9 +313,28 @@ class SandanPipeline:
         topic = self.topics.release if decision.decision == "RELEASE" else self.topics.divert
         self._outputs.append(Output(topic, decision.ticketId.encode(), encode_json(decision)))
 
-    def _output_rejection(self, key: bytes | None, rejection: Rejection) -> None:
+    def _output_rejection(
+        self,
+        key: bytes | None,
+        rejection: Rejection,
+        now_ms: int,
+        cop_code: str | None,
+        xml: bool,
+    ) -> None:
+        """An intake rejection and its receipt."""
+        self._output_rejection_record(key, rejection)
+        self._output_receipt(
+            returned(rejection, cop_code=cop_code, xml=xml, ticket=None, now_ms=now_ms)
+        )
+
+    def _output_rejection_record(self, key: bytes | None, rejection: Rejection) -> None:
         self._pending_counts[f"rejected.{rejection.code}"] += 1
         self._outputs.append(Output(self.topics.rejected, key, encode_json(rejection)))
+
+    def _output_receipt(self, addressed: Addressed) -> None:
+        self._pending_counts[f"receipt.{addressed.receipt.returnStatus}"] += 1
+        key, value, headers = encode_receipt(addressed)
+        self._outputs.append(Output(self.topics.receipt, key, value, None, headers))
 
     # -- transaction and partition lifecycle ------------------------------------------------
 

@@ -185,7 +185,10 @@ SETTINGS_HELP = {
     "SANDAN_SINGLE_LIMIT": ("5000", "single-transaction limit of dutiable value, CNY"),
     "SANDAN_ANNUAL_LIMIT": ("26000", "annual limit per buyer, CNY"),
     "SANDAN_DATA_DIR": ("data", "local state (RocksDB) of this worker"),
-    "SANDAN_MAX_DOCUMENT_BYTES": ("262144", "larger JSON documents and XML nodes are rejected SCHEMA"),
+    "SANDAN_MAX_DOCUMENT_BYTES": (
+        "262144",
+        "larger JSON documents and XML nodes are rejected SCHEMA",
+    ),
     "SANDAN_MAX_MESSAGE_BYTES": (
         "4194304",
         "larger XML messages are rejected SCHEMA whole; the gateway's largest request body",

@@ -11,6 +11,11 @@ A ticket's life (docs/contract.md, "Tickets" and "Where the contract leaves a ch
       └──────────────────────────────── not released ◄┘
 
 Records reaching a PENDING ticket are parked and replayed when the ledger's outcome is back.
+
+Every document applied gets a ``120`` receipt, every one rejected here a ``100``, and every
+decision a ``399`` to the sender of each document it decided on (schemas/receipts.py); a
+receipt goes back in the format its document came in, so a stored version remembers the
+``copCode`` of the XML message it came in.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from schemas.codec import decode_document_cached
 from schemas.documents import DocType, Document, Logistics, Order, Payment
 from schemas.keys import ticket_id
 from schemas.outputs import Decision, DocumentGuids, Reason, Rejection, RejectionCode, Source
-from streams.intake import Incoming, reject
+from schemas.receipts import Addressed, Addressee, concluded, returned, stored
+from streams.intake import Incoming, Origin, reject
 from streams.timefmt import iso_ms
 
 __all__ = (
@@ -49,11 +55,13 @@ OPEN, PENDING, RELEASED = 0, 1, 2
 
 
 class StoredDoc(msgspec.Struct, array_like=True, gc=False):
-    """One document version: its guid, appTime and original bytes (decoded when decided on)."""
+    """One document version: its guid, appTime and JSON bytes (decoded when decided on), and
+    the copCode of the XML message it came in (None: it came as JSON)."""
 
     guid: str
     app_time: str
     raw: bytes
+    cop_code: str | None = None
 
 
 class Parked(msgspec.Struct, array_like=True, gc=False):
@@ -66,6 +74,10 @@ class Parked(msgspec.Struct, array_like=True, gc=False):
     partition: int
     offset: int
     timestamp: int
+    cop_code: str | None = None  # the rest: its Origin when it came in an XML message
+    message_guid: str = ""
+    node: int = 0
+    xml: bytes = b""
 
 
 class Ticket(msgspec.Struct, array_like=True, gc=False):
@@ -92,6 +104,14 @@ class Ticket(msgspec.Struct, array_like=True, gc=False):
     def empty(self) -> bool:
         return self.order is None and self.payment is None and self.logistics is None
 
+    def addressees(self) -> list[Addressee]:
+        """The documents held, for the receipts of a decision on them."""
+        return [
+            Addressee(kind, doc.guid, doc.cop_code)
+            for kind in DOC_TYPES
+            if (doc := getattr(self, kind)) is not None
+        ]
+
 
 class Group(msgspec.Struct, array_like=True, gc=False):
     """The tickets of one ``orderNo``, by platform code (``""`` for the waybill-only ticket)."""
@@ -113,6 +133,7 @@ class LedgerRequest(msgspec.Struct, array_like=True, gc=False):
     buyer: str
     year: int
     decision: Decision
+    addressees: list[Addressee] = msgspec.field(default_factory=list)
 
 
 class Outcome(msgspec.Struct, array_like=True, gc=False):
@@ -140,7 +161,7 @@ class KeyedRejection(NamedTuple):
     rejection: Rejection
 
 
-Emit = Decision | KeyedRejection | LedgerRequest
+Emit = Decision | KeyedRejection | LedgerRequest | Addressed
 
 
 class TicketBook:
@@ -170,7 +191,12 @@ class TicketBook:
         if ticket is None:
             if doc.appType != "1":
                 self._reject(
-                    record, doc, "UNKNOWN_DOCUMENT", f"no {record.doc_type} to change or delete"
+                    record,
+                    doc,
+                    "UNKNOWN_DOCUMENT",
+                    f"no {record.doc_type} to change or delete",
+                    ticket_id(ebp, group.order_no),
+                    now_ms,
                 )
                 return
             ticket = self._new_ticket(arrived_ms)
@@ -210,36 +236,29 @@ class TicketBook:
         self, group: Group, ebp: str, ticket: Ticket, record: Incoming, doc: Document, now_ms: int
     ) -> None:
         kind = record.doc_type
-        stored: StoredDoc | None = getattr(ticket, kind)
+        held: StoredDoc | None = getattr(ticket, kind)
         ticket.guids.append(doc.guid)  # seen, applied or rejected: a redelivery emits nothing
-        if doc.appType == "1":
-            if stored is not None:
-                self._reject(
-                    record, doc, "DUPLICATE", f"the ticket already holds a {kind} (appType 1)"
-                )
-                return
-        elif ticket.status == RELEASED:
-            self._reject(
-                record,
+        problem = self._refusal(ticket, held, doc, kind)
+        tid = ticket_id(ebp, group.order_no)
+        if problem is not None:
+            self._reject(record, doc, *problem, tid, now_ms)
+            return
+        origin = record.origin
+        cop_code = origin.cop_code if origin else None
+        self.emitted.append(
+            stored(
                 doc,
-                "TICKET_RELEASED",
-                "the ticket is released; only customs' cancel or return apply",
+                ticket=tid,
+                cop_code=cop_code,
+                node=origin.node if origin else None,
+                now_ms=now_ms,
             )
-            return
-        elif stored is None:
-            self._reject(record, doc, "UNKNOWN_DOCUMENT", f"no {kind} to change or delete")
-            return
-        elif doc.appTime <= stored.app_time:
-            self._reject(
-                record,
-                doc,
-                "STALE",
-                f"appTime {doc.appTime} is not newer than the stored {stored.app_time}",
-            )
-            return
+        )
         was_complete = ticket.complete()
         version = (
-            None if doc.appType == "3" else StoredDoc(doc.guid, doc.appTime, record.value or b"")
+            None
+            if doc.appType == "3"
+            else StoredDoc(doc.guid, doc.appTime, record.value or b"", cop_code)
         )
         setattr(ticket, kind, version)
         if kind != "logistics" and ticket.logistics is None:
@@ -248,6 +267,23 @@ class TicketBook:
             if not was_complete:
                 ticket.completed_ms = now_ms
             self._decide_complete(group, ebp, ticket, now_ms)
+
+    @staticmethod
+    def _refusal(
+        ticket: Ticket, held: StoredDoc | None, doc: Document, kind: DocType
+    ) -> tuple[RejectionCode, str] | None:
+        """Why the ticket refuses the document (checks 4 to 7 of the contract), if it does."""
+        if doc.appType == "1":
+            if held is not None:
+                return "DUPLICATE", f"the ticket already holds a {kind} (appType 1)"
+            return None
+        if ticket.status == RELEASED:
+            return "TICKET_RELEASED", "the ticket is released; only customs' cancel or return apply"
+        if held is None:
+            return "UNKNOWN_DOCUMENT", f"no {kind} to change or delete"
+        if doc.appTime <= held.app_time:
+            return "STALE", f"appTime {doc.appTime} is not newer than the stored {held.app_time}"
+        return None
 
     def _adopt_waybill(self, group: Group, ebp: str, ticket: Ticket) -> None:
         """Move a waiting waybill from ``:{orderNo}`` into the only platform ticket needing one."""
@@ -282,11 +318,17 @@ class TicketBook:
             decision.decision = "DIVERT"
             decision.reasons = evaluation.reasons
             decision.missing = []
-            self.emitted.append(decision)
+            self._emit_decision(decision, ticket, now_ms)
             return
         ticket.status = PENDING
         self.emitted.append(
-            LedgerRequest(self.partition, order.buyerIdNumber, int(order.appTime[:4]), decision)
+            LedgerRequest(
+                self.partition,
+                order.buyerIdNumber,
+                int(order.appTime[:4]),
+                decision,
+                ticket.addressees(),
+            )
         )
 
     def _decide_divert(
@@ -302,7 +344,11 @@ class TicketBook:
         decision.decision = "DIVERT"
         decision.reasons = reasons
         decision.missing = ticket.missing()
+        self._emit_decision(decision, ticket, now_ms)
+
+    def _emit_decision(self, decision: Decision, ticket: Ticket, now_ms: int) -> None:
         self.emitted.append(decision)
+        self.emitted.extend(concluded(decision, ticket.addressees(), now_ms))
 
     def _decision(
         self,
@@ -359,12 +405,12 @@ class TicketBook:
             ticket.deadline_ms = 0  # a released ticket's window has nothing left to close
         parked, ticket.parked = ticket.parked, []
         for record in parked:
-            incoming = Incoming(
-                record.doc_type,
-                record.key,
-                record.raw,
-                _source(record),
+            origin = (
+                Origin(record.cop_code, record.message_guid, record.node, record.xml)
+                if record.cop_code is not None
+                else None
             )
+            incoming = Incoming(record.doc_type, record.key, record.raw, _source(record), origin)
             doc = decode_document_cached(record.doc_type, record.raw, self.rules.max_document_bytes)
             self.on_document(group, incoming, doc, now_ms)
 
@@ -391,13 +437,32 @@ class TicketBook:
                 changed = True
         return changed
 
-    def _reject(self, record: Incoming, doc: Document, code: RejectionCode, detail: str) -> None:
-        self.emitted.append(KeyedRejection(record.key, reject(record, doc, code, detail)))
+    def _reject(
+        self,
+        record: Incoming,
+        doc: Document,
+        code: RejectionCode,
+        detail: str,
+        ticket: str,
+        now_ms: int,
+    ) -> None:
+        rejection = reject(record, doc, code, detail)
+        self.emitted.append(KeyedRejection(record.key, rejection))
+        origin = record.origin
+        self.emitted.append(
+            returned(
+                rejection,
+                cop_code=origin.cop_code if origin else None,
+                xml=origin is not None,
+                ticket=ticket,
+                now_ms=now_ms,
+            )
+        )
 
 
 def _park(record: Incoming) -> Parked:
-    source = record.source
-    return Parked(
+    source, origin = record.source, record.origin
+    parked = Parked(
         record.doc_type,
         record.key,
         record.value or b"",
@@ -406,6 +471,10 @@ def _park(record: Incoming) -> Parked:
         source.offset,
         source.timestamp,
     )
+    if origin is not None:
+        parked.cop_code, parked.message_guid = origin.cop_code, origin.message_guid
+        parked.node, parked.xml = origin.node, origin.xml
+    return parked
 
 
 def _source(record: Parked) -> Source:

@@ -36,6 +36,7 @@ class Topics:
         t = settings.topic
         self.order, self.payment, self.logistics = t("order"), t("payment"), t("logistics")
         self.release, self.divert, self.rejected = t("release"), t("divert"), t("rejected")
+        self.receipt = t("receipt")
         self.repartition = t("sandan-repartition")
         self.ledger = t("sandan-ledger")
         self.outcomes = t("sandan-outcomes")
@@ -43,7 +44,7 @@ class Topics:
         self.ledger_changelog = t("sandan-ledger-changelog")
         self.inputs = (self.order, self.payment, self.logistics)
         self.doc_type_of: dict[str, DocType] = dict(zip(self.inputs, INPUT_KINDS, strict=True))
-        self.outputs = (self.release, self.divert, self.rejected)
+        self.outputs = (self.release, self.divert, self.rejected, self.receipt)
         self.internal = (self.repartition, self.ledger, self.outcomes)
         self.changelogs = (self.tickets_changelog, self.ledger_changelog)
         self.consumed = (*self.inputs, *self.internal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.outputs import Decision
+from schemas.receipts import Addressed
 from streams.tickets import Group, LedgerRequest
 from tests.bench.workload import TicketRecords, ticket_records, transition
 from tests.factories import logistics_dict, payment_dict
@@ -36,7 +37,7 @@ def pending_group(clean: TicketRecords) -> Group:
 def ledger_request(clean: TicketRecords) -> LedgerRequest:
     """What the clean ticket sends to the buyer ledger."""
     _, _, emitted = transition(clean)
-    (request,) = emitted
+    (request,) = [item for item in emitted if not isinstance(item, Addressed)]
     assert isinstance(request, LedgerRequest)
     return request
 
@@ -45,7 +46,7 @@ def ledger_request(clean: TicketRecords) -> LedgerRequest:
 def divert_decision(three_reasons: TicketRecords) -> Decision:
     """The three-reason ticket's DIVERT decision, as the ticket stage emits it."""
     _, _, emitted = transition(three_reasons)
-    (decision,) = emitted
+    (decision,) = [item for item in emitted if isinstance(item, Decision)]
     assert isinstance(decision, Decision)
     assert decision.decision == "DIVERT"
     return decision

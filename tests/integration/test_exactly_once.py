@@ -1,5 +1,6 @@
 """Exactly once under SIGKILL: a worker killed at random moments while documents flow, and
-restarted, still gives every ticket exactly the decisions it should, and exact ledger totals."""
+restarted, still gives every ticket exactly the decisions it should, every document exactly
+its receipts, and exact ledger totals. A quarter of the orders come as CEB XML messages."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from typing import Any
 import msgspec
 
 from matchers.identity import resident_id_check_char
+from schemas.ceb_xml import encode_message
 from streams.ledger import BuyerLedger
-from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
+from tests.factories import as_bytes, logistics_dict, order, order_dict, payment_dict
 from tests.integration.kafka import Timeout, consume, produce, run
+from tests.integration.receipts import receipt
 
 TICKETS = 1200
 BUYERS = 40  # each buys ~30 tickets of 497.50: 14,925 a year, well under the annual limit
 KILLS = 4
 SEED = 20261124
+AGENT = "3301980AGT"  # the copCode of the XML messages
+SENDERS = {"order": "3301980ABC", "payment": "4403169D3W", "logistics": "31222699S7"}
 
 
 def _guid(kind: str, n: int) -> str:
@@ -30,7 +35,7 @@ def _guid(kind: str, n: int) -> str:
 
 def _workload() -> tuple[list[tuple[str, bytes, bytes]], dict[str, str], dict[str, str]]:
     """(kind, key, value) records in a shuffled arrival order; the expected decision per ticket;
-    the buyer of each ticket."""
+    the buyer of each ticket. Every fourth ticket's order is a one-node XML message."""
     rng = random.Random(SEED)
     records: list[tuple[str, bytes, bytes]] = []
     expected: dict[str, str] = {}
@@ -53,12 +58,17 @@ def _workload() -> tuple[list[tuple[str, bytes, bytes]], dict[str, str], dict[st
         ticket = f"3301980ABC:{order_no}"
         expected[ticket] = "DIVERT" if mismatch else "RELEASE"
         buyer_of[ticket] = buyer
+        values = {kind: as_bytes(doc) for kind, doc in docs.items()}
+        if n % 4 == 0:
+            values["order"] = encode_message(
+                "order", [order(**docs["order"])], cop_code=AGENT, guid=_guid("M", n)
+            )
         kinds = ["order", "payment", "logistics"]
         rng.shuffle(kinds)
-        records.extend((kind, order_no.encode(), as_bytes(docs[kind])) for kind in kinds)
+        records.extend((kind, order_no.encode(), values[kind]) for kind in kinds)
         if n % 7 == 0:  # an exact redelivery of one of its documents
             kind = rng.choice(kinds)
-            records.append((kind, order_no.encode(), as_bytes(docs[kind])))
+            records.append((kind, order_no.encode(), values[kind]))
     # Interleave tickets a little, so documents of one ticket are spread over batches.
     window = 30
     for i in range(0, len(records) - window, window // 2):
@@ -130,6 +140,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(deploy: Any) -> Non
             assert [r["code"] for r in value["reasons"]] == ["AMOUNT_MISMATCH"]
     rejected = run(consume(d.brokers, [d.topic("rejected")], idle=2))
     assert rejected == []
+    _check_receipts(d, outputs)
 
     # The ledger's totals (its compacted changelog, last value per buyer) are exact.
     released_by_buyer: dict[str, Decimal] = defaultdict(Decimal)
@@ -145,3 +156,22 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(deploy: Any) -> Non
         released_by_buyer
     )
     assert len(buyer_of) == TICKETS
+
+
+def _check_receipts(d: Any, decisions: list[Any]) -> None:
+    """Each document: one 120 when stored, one 399 for its ticket's one decision, in its own
+    format, to its sender; nothing for the redeliveries, nothing twice."""
+    receipts = [receipt(r) for r in run(consume(d.brokers, [d.topic("receipt")], idle=3))]
+    seen = Counter((r["guid"], r["returnStatus"], r.get("revision")) for r in receipts)
+    repeated = {key: n for key, n in seen.items() if n > 1}
+    assert not repeated, f"receipts repeated: {list(repeated.items())[:5]}"
+    expected: set[tuple[str, str, int | None]] = set()
+    for record in decisions:
+        decision = json.loads(record.value)
+        for guid in decision["documents"].values():
+            expected.add((guid, "120", None))
+            expected.add((guid, "399", 1))
+    assert set(seen) == expected
+    for r in receipts:
+        xml = r["docType"] == "order" and int(r["guid"][1:]) % 4 == 0
+        assert (r["format"], r["key"]) == ("xml", AGENT) if xml else ("json", SENDERS[r["docType"]])

@@ -18,6 +18,7 @@ from matchers import Limits
 from schemas.codec import encode_json
 from schemas.fields import enc_hook
 from schemas.outputs import Source
+from schemas.receipts import Addressed
 from streams.intake import Incoming, validate
 from streams.ledger import BuyerLedger, decide
 from streams.tickets import Group, LedgerRequest, Outcome, Rules, TicketBook
@@ -68,7 +69,7 @@ def request(
         incoming = Incoming(kind, None, as_bytes(document), Source(kind, 0, offset, T0))  # type: ignore[arg-type]
         doc = validate(incoming, RULES.max_document_bytes)
         book.on_document(group, incoming, doc, T0)  # type: ignore[arg-type]
-    (emitted,) = book.emitted
+    (emitted,) = [item for item in book.emitted if not isinstance(item, Addressed)]
     assert isinstance(emitted, LedgerRequest)
     return _REQUEST.decode(_ENCODER.encode(emitted))
 

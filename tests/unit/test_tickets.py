@@ -23,7 +23,8 @@ from matchers import Limits
 from schemas.codec import encode_json
 from schemas.fields import enc_hook
 from schemas.outputs import Decision, Rejection, Source
-from streams.intake import Incoming, validate
+from schemas.receipts import Addressed, concluded
+from streams.intake import Incoming, Origin, validate
 from streams.ledger import BuyerLedger, decide
 from streams.tickets import (
     Group,
@@ -90,20 +91,27 @@ class Driver:
         self.ledgers: dict[str, bytes] = {}
         self.requests: list[bytes] = []
         self.out: list[Output] = []
+        self.receipts: list[Addressed] = []  # apart from `out`: tests/unit/test_receipts.py
         self.offset = 0
 
     # records
 
     def send(
-        self, doc_type: str, document: dict[str, Any] | bytes, now_ms: int, key: bytes | None = KEEP
+        self,
+        doc_type: str,
+        document: dict[str, Any] | bytes,
+        now_ms: int,
+        key: bytes | None = KEEP,
+        origin: Origin | None = None,
     ) -> list[Output]:
-        """One record on ``cbec.{doc_type}``; returns what it caused (ledger included)."""
+        """One record on ``cbec.{doc_type}`` (``origin``: as a node of an XML message); returns
+        what it caused (ledger included)."""
         start = len(self.out)
         value = document if isinstance(document, bytes) else as_bytes(document)
         self.offset += 1
         key = _DEFAULT_KEY if key is KEEP else key
         source = Source(TOPICS[doc_type], 0, self.offset, now_ms)
-        incoming = Incoming(doc_type, key, value, source)  # type: ignore[arg-type]
+        incoming = Incoming(doc_type, key, value, source, origin)  # type: ignore[arg-type]
         result = validate(incoming, self.rules.max_document_bytes)
         if isinstance(result, Rejection):
             self.out.append(KeyedRejection(key, result))
@@ -157,6 +165,7 @@ class Driver:
             assert _LEDGER.decode(encoded) == ledger
             self.ledgers[request.buyer] = encoded
             self.out.append(decision)
+            self.receipts += concluded(decision, request.addressees, now_ms)
             outcome = _OUTCOME.decode(_ENCODER.encode(outcome))
             group = self._load(outcome.order_no)
             book = TicketBook(self.rules, request.ticket_partition)
@@ -198,7 +207,9 @@ class Driver:
 
     def _collect(self, book: TicketBook) -> None:
         for item in book.emitted:
-            if isinstance(item, LedgerRequest):
+            if isinstance(item, Addressed):
+                self.receipts.append(item)
+            elif isinstance(item, LedgerRequest):
                 assert item.ticket_partition == 0
                 encoded = _ENCODER.encode(item)
                 assert _REQUEST.decode(encoded) == item
