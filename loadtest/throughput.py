@@ -64,7 +64,9 @@ async def _drain(
 ) -> list[tuple[str, int, bytes]]:
     topics = Topics(settings)
     consumer = AIOKafkaConsumer(
-        *topics.outputs,
+        topics.release,
+        topics.divert,
+        topics.rejected,
         bootstrap_servers=settings.brokers,
         isolation_level="read_committed",
         auto_offset_reset="earliest",

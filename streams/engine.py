@@ -34,7 +34,11 @@ __all__ = ("Engine", "Output", "Pipeline")
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS_PER_BATCH = 20_000
+MAX_RECORDS_PER_BATCH = 20_000  # fetched per poll
+# Processed per step (one transaction) at most: a step holds the event loop, so the group's
+# heartbeats wait for it. A worker draining a backlog spends up to ~120 us a record: 20,000
+# take 2-3 s against the 10 s session timeout (60,000 overran it once in a measured run).
+MAX_RECORDS_PER_STEP = 20_000
 POLL_TIMEOUT_MS = 100
 # The broker answers a fetch once this much is there or FETCH_MAX_WAIT_MS passed: under load a
 # batch (and its transaction) holds about this much, not just what came since the last one;
@@ -115,6 +119,7 @@ class Engine:
         self._arrivals = ArrivalBuffer()
         self._paused: set[TopicPartition] = set()
         self._round_robin = 0
+        self._held = False
         self._stopping = False
 
     async def start(self) -> None:
@@ -165,7 +170,8 @@ class Engine:
         """Process batches until stopped; an infrastructure error ends the run (and the worker)."""
         while not self._stopping:
             batch = await self.consumer.getmany(
-                timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_BATCH
+                timeout_ms=0 if self._held else POLL_TIMEOUT_MS,
+                max_records=MAX_RECORDS_PER_BATCH,
             )
             async with self.lock:
                 await self._step(batch)
@@ -185,11 +191,18 @@ class Engine:
             else:
                 records.extend(part)
                 offsets[tp] = part[-1].offset + 1
-        until, lagging = await self._arrived_until(now_ms)
-        arrived, arrived_offsets = self._arrivals.release(until if lagging else None)
+        watermark, lagging = await self._arrived_until(now_ms)
+        until = watermark
+        # Bounded (MAX_RECORDS_PER_STEP); the timers then run only up to what was released.
+        room = max(MAX_RECORDS_PER_STEP - len(records), 0)
+        arrived, arrived_offsets = self._arrivals.release(until if lagging else None, room)
+        held = self._arrivals.earliest(until if lagging else None)
+        self._held = held is not None  # the next poll does not wait
+        if held is not None:
+            until = min(until, held - 1)
         records.extend(arrived)
         offsets.update(arrived_offsets)
-        self._pause_overfull(batch, until)
+        self._pause_overfull(batch, watermark)
         try:
             outputs = self.pipeline.process(records, now_ms, until)
             written = {}

@@ -120,3 +120,55 @@ def test_every_record_is_released_once_in_partition_order_and_sorted_when_in_ord
         mine = [r for r in released if (r.topic, r.partition) == tp]
         assert mine == fetched[tp]
         assert committed.get(tp, 0) == len(fetched[tp])
+
+
+def test_a_limit_releases_the_earliest_and_keeps_the_rest_in_order() -> None:
+    buffer = ArrivalBuffer()
+    buffer.add(ORDERS, records(ORDERS, [100, 200, 300]))
+    buffer.add(PAYMENTS, records(PAYMENTS, [150, 250]))
+
+    released, offsets = buffer.release(None, limit=3)
+
+    assert where(released) == [
+        ("cbec.order", 0, 100),
+        ("cbec.payment", 0, 150),
+        ("cbec.order", 1, 200),
+    ]
+    assert offsets == {ORDERS: 2, PAYMENTS: 1}
+    released, offsets = buffer.release(None, limit=3)
+    assert where(released) == [("cbec.payment", 1, 250), ("cbec.order", 2, 300)]
+    assert offsets == {ORDERS: 3, PAYMENTS: 2}
+    assert buffer.release(None, limit=3) == ([], {})
+
+
+@given(
+    st.lists(st.lists(st.integers(0, 50), max_size=8), min_size=1, max_size=3),
+    st.integers(1, 10),
+)
+def test_limited_releases_give_what_one_release_gives(stamps: list[list[int]], limit: int) -> None:
+    whole, limited = ArrivalBuffer(), ArrivalBuffer()
+    for tp, timestamps in zip(PARTITIONS, stamps, strict=False):
+        batch = records(tp, sorted(timestamps))
+        whole.add(tp, batch)
+        limited.add(tp, batch)
+    expected, _ = whole.release(30)
+    got: list[ConsumerRecord] = []
+    while True:
+        part, _ = limited.release(30, limit)
+        assert len(part) <= limit
+        if not part:
+            break
+        got += part
+    assert [r.timestamp for r in got] == [r.timestamp for r in expected]
+    assert sorted(where(got)) == sorted(where(expected))
+
+
+def test_earliest_names_what_a_limited_release_left() -> None:
+    buffer = ArrivalBuffer()
+    buffer.add(ORDERS, records(ORDERS, [100, 200, 300]))
+    buffer.add(PAYMENTS, records(PAYMENTS, [150]))
+    buffer.release(None, limit=2)
+    assert buffer.earliest(None) == 200
+    assert buffer.earliest(199) is None
+    buffer.release(None)
+    assert buffer.earliest(None) is None
