@@ -1,15 +1,22 @@
 """``sandan demo``: a small mixed load through a running worker, checked and summarised.
 
-It plans tickets with the generator (clean ones and every kind of fault), produces them on
-schedule, reads what came out on ``release``, ``divert`` and ``rejected``, checks every ticket
-against the ground truth and prints a summary.
+It plans tickets with the generator (clean ones and every kind of fault) and sends them on
+schedule, in turn as JSON and as CEB XML messages straight to Kafka and, given a running gateway
+(``--gateway``), as JSON and XML through it (with a key it adds to the gateway's keys file). It
+reads what came out on ``release``, ``divert``, ``rejected`` and ``receipt``, checks every
+ticket against the ground truth and prints a summary.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import urllib.error
+import urllib.request
+from collections import Counter
 
-from loadtest.driver import end_offsets, produce_plan, read_outputs
+from loadtest.channels import Channel, plan_codes, send_plan
+from loadtest.driver import count_receipts, end_offsets, read_outputs
 from loadtest.generator import generate
 from loadtest.truth import FaultMix
 from loadtest.verify import verify
@@ -19,9 +26,12 @@ from streams.topics import Topics
 __all__ = ("run_demo",)
 
 SETTLE = 2.0
+KEY_WAIT = 15.0
 
 
-async def run_demo(settings: Settings, *, tickets: int, seed: int | None) -> int:
+async def run_demo(
+    settings: Settings, *, tickets: int, seed: int | None, gateway: str | None = None
+) -> int:
     """Run the demo against the worker(s) on ``settings``; 0 if every ticket came out right."""
     seed = int(time.time()) if seed is None else seed
     window = settings.window
@@ -37,17 +47,32 @@ async def run_demo(settings: Settings, *, tickets: int, seed: int | None) -> int
     topics = Topics(settings)
     outputs = [topics.release, topics.divert, topics.rejected]
     start = await end_offsets(settings.brokers, outputs, settings.partitions)
+    receipts_start = await end_offsets(settings.brokers, [topics.receipt], settings.partitions)
+    channels = [Channel.KAFKA_JSON, Channel.KAFKA_XML]
+    api_key = None
+    if gateway:
+        channels += [Channel.GATEWAY_JSON, Channel.GATEWAY_XML]
+        api_key = await _demo_key(settings, gateway, plan_codes(plan))
     expected = sum(len(d) for d in plan.decisions.values()) + len(plan.rejections)
     print(
         f"demo: seed {seed}, {tickets} ticket slots, {len(plan.records)} records, "
-        f"window {window:g}s; producing..."
+        f"window {window:g}s; sending..."
     )
-    took = await produce_plan(settings.brokers, settings.topic_prefix, plan)
-    print(f"demo: produced in {took:.1f}s; waiting for the decisions (window {window:g}s)")
+    started = time.monotonic()
+    sent = await send_plan(
+        settings.brokers, settings.topic_prefix, plan, channels, gateway=gateway, api_key=api_key
+    )
+    took = time.monotonic() - started
+    print(f"demo: sent in {took:.1f}s; waiting for the decisions (window {window:g}s)")
     deadline = time.monotonic() + window + 3 * SETTLE + 60
     seen = await read_outputs(settings.brokers, start, until=expected, deadline=deadline)
+    receipts = await count_receipts(
+        settings.brokers, receipts_start, deadline=time.monotonic() + 10
+    )
     decisions = seen[topics.release] + seen[topics.divert]
     report = verify(plan, decisions, seen[topics.rejected])
+    print()
+    print("  documents sent:  " + ", ".join(f"{n} {way}" for way, n in sent.items()))
     print()
     print(f"  {topics.release:<16} {len(seen[topics.release]):>6}  released")
     print(f"  {topics.divert:<16} {len(seen[topics.divert]):>6}  diverted")
@@ -56,14 +81,55 @@ async def run_demo(settings: Settings, *, tickets: int, seed: int | None) -> int
     print(f"  {topics.rejected:<16} {len(seen[topics.rejected]):>6}  rejected")
     for code, n in sorted(report.rejected_by_code.items()):
         print(f"  {'':<16} {n:>6}    {code}")
+    by_status = Counter[str]()
+    for (status, _), n in receipts.items():
+        by_status[status] += n
+    print(f"  {topics.receipt:<16} {sum(receipts.values()):>6}  receipts")
+    names = {"120": "stored", "100": "returned", "399": "concluded"}
+    for status, n in sorted(by_status.items()):
+        formats = ", ".join(f"{m} {f}" for (s, f), m in sorted(receipts.items()) if s == status)
+        print(f"  {'':<16} {n:>6}    {status} {names.get(status, '')} ({formats})")
     print()
-    if report.ok:
+    problems = list(report.mismatches)
+    if by_status["100"] != len(seen[topics.rejected]):
+        problems.append(
+            f"{by_status['100']} returned receipts for {len(seen[topics.rejected])} rejections"
+        )
+    if report.ok and not problems:
         print(
             f"demo: all {report.tickets_expected} tickets decided as the ground truth says "
-            f"({report.decisions_seen} decisions, {report.rejections_seen} rejections)"
+            f"({report.decisions_seen} decisions, {report.rejections_seen} rejections, "
+            f"a receipt for each rejection)"
         )
         return 0
-    print(f"demo: {len(report.mismatches)} mismatches with the ground truth, e.g.:")
-    for line in report.mismatches[:10]:
+    print(f"demo: {len(problems)} mismatches with the ground truth, e.g.:")
+    for line in problems[:10]:
         print(f"  - {line}")
     return 1
+
+
+async def _demo_key(settings: Settings, gateway: str, codes: set[str]) -> str:
+    """A key for the plan's codes, added to the gateway's keys file; wait until it works."""
+    from gateway.keys import add_key  # noqa: PLC0415 - only the gateway part needs it
+
+    key = add_key(settings.gateway_keys, "demo", sorted(codes))
+    deadline = time.monotonic() + KEY_WAIT
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(_key_accepted, gateway, key):
+            return key
+        await asyncio.sleep(0.3)
+    msg = f"the gateway at {gateway} did not take the demo's key within {KEY_WAIT:g}s"
+    raise RuntimeError(msg)
+
+
+def _key_accepted(gateway: str, key: str) -> bool:
+    request = urllib.request.Request(  # noqa: S310 - the gateway's own URL
+        f"{gateway}/v1/receipts?limit=1", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+            return True
+    except urllib.error.HTTPError as error:
+        return error.code != 401  # noqa: PLR2004
+    except OSError:
+        return False

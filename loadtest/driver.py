@@ -7,7 +7,9 @@ the worker's pace, so a slow worker shows up as lag and latency, not as a slower
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -15,9 +17,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loadtest.truth import Plan
 
-__all__ = ("end_offsets", "produce_plan", "read_outputs")
+__all__ = ("count_receipts", "end_offsets", "produce_plan", "read_outputs")
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+_STATUS = re.compile(rb'<(?:[\w.-]+:)?returnStatus>([0-9-]+)<|"returnStatus":"([0-9-]+)"')
 
 
 async def produce_plan(brokers: str, prefix: str, plan: Plan) -> float:
@@ -95,3 +98,33 @@ async def read_outputs(
     finally:
         await consumer.stop()
     return seen
+
+
+async def count_receipts(
+    brokers: str, start: dict[TopicPartition, int], *, deadline: float, idle: float = 2.0
+) -> Counter[tuple[str, str]]:
+    """Receipts from ``start`` by (returnStatus, format), until ``idle`` quiet seconds or
+    ``deadline`` (monotonic)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=brokers, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    counts: Counter[tuple[str, str]] = Counter()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < idle:
+            batch = await consumer.getmany(timeout_ms=200, max_records=50_000)
+            for records in batch.values():
+                for record in records:
+                    match = _STATUS.search(record.value or b"")
+                    status = (match.group(1) or match.group(2)).decode() if match else "?"
+                    xml = dict(record.headers).get("content-type") == b"application/xml"
+                    counts[(status, "xml" if xml else "json")] += 1
+            if batch:
+                quiet_since = time.monotonic()
+    finally:
+        await consumer.stop()
+    return counts
