@@ -96,9 +96,9 @@ class Source(msgspec.Struct, gc=False):
 class Rejection(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """A record sandan did not accept (``cbec.rejected``); ``raw`` is encoded as base64.
 
-    For a node of an XML message, ``node`` is its 1-based position, ``messageGuid`` the
-    message's guid and ``raw`` the node element alone; the whole message stays on its input
-    topic at ``source``.
+    For a document of an XML message, ``node`` is its node's 1-based position, ``messageGuid``
+    the message's guid and ``raw`` the node element alone if the node is invalid, else the
+    document's canonical JSON; the whole message stays on its input topic at ``source``.
     """
 
     code: RejectionCode

@@ -1,4 +1,4 @@
-"""The ``sandan`` command: ``worker``, ``topics``, ``demo``."""
+"""The ``sandan`` command: ``worker``, ``topics``, ``demo``, ``gateway``, ``key``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,34 @@ def _demo(args: argparse.Namespace) -> None:
     raise SystemExit(asyncio.run(run_demo(settings, tickets=args.tickets, seed=args.seed)))
 
 
+def _gateway(args: argparse.Namespace) -> None:
+    from gateway.keys import KeysFileError  # noqa: PLC0415 - only the gateway needs aiohttp
+    from gateway.main import run  # noqa: PLC0415
+
+    settings = _settings()
+    try:
+        run(settings)
+    except KeysFileError as exc:
+        print(f"sandan: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _key(args: argparse.Namespace) -> None:
+    from pathlib import Path  # noqa: PLC0415
+
+    from gateway.keys import KeysFileError, add_key  # noqa: PLC0415
+
+    path = Path(args.file) if args.file else _settings().gateway_keys
+    codes = [code.strip() for code in args.codes.split(",") if code.strip()]
+    try:
+        key = add_key(path, args.name, codes)
+    except KeysFileError as exc:
+        print(f"sandan: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"added a key for {args.name!r} ({', '.join(codes)}) to {path}", file=sys.stderr)
+    print(key)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="sandan",
@@ -77,5 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--tickets", type=int, default=200)
     demo.add_argument("--seed", type=int, default=None, help="default: from the clock")
     demo.set_defaults(run=_demo)
+    gateway = commands.add_parser("gateway", help="run the HTTP gateway for firms without Kafka")
+    gateway.set_defaults(run=_gateway)
+    key = commands.add_parser(
+        "key", help="make an API key for the gateway: adds its digest, prints the key once"
+    )
+    key.add_argument("--name", required=True, help="who the key is for, e.g. tenpay")
+    key.add_argument("--codes", required=True, help="enterprise codes it declares for: A,B")
+    key.add_argument("--file", help="the keys file (default: SANDAN_GATEWAY_KEYS)")
+    key.set_defaults(run=_key)
     args = parser.parse_args(argv)
     args.run(args)

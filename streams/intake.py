@@ -2,8 +2,9 @@
 
 A record holds one JSON document, or one CEB XML message of up to 100 documents (its nodes,
 schemas/ceb_xml.py). Each valid node goes on as a document of its own, represented by its
-canonical JSON (what the ticket stage stores, parks and repartitions), with its
-:class:`Origin`, so that its receipts go back as XML to the message's sender. The stage reads no
+canonical JSON (what the ticket stage stores, parks and repartitions, and what a later
+rejection of it carries as ``raw``), with its :class:`Origin`, so that its receipts go back as
+XML to the message's sender. An invalid node is rejected with the node element as ``raw``. The stage reads no
 clock and does no I/O: the engine hands it the record's coordinates.
 """
 
@@ -35,7 +36,6 @@ class Origin(NamedTuple):
     cop_code: str  # BaseTransfer/copCode: its receipts go to this code, as XML
     message_guid: str
     node: int  # 1-based position in the message
-    xml: bytes  # the node element alone (what a rejection of it carries as ``raw``)
 
 
 class Incoming(NamedTuple):
@@ -86,11 +86,12 @@ def read(record: Incoming, max_bytes: int, max_message_bytes: int) -> list[Accep
 
 def _node(record: Incoming, message: Message, node: Node, max_bytes: int) -> Accepted | Refused:
     index, document, error, xml = node
-    if document is not None and len(xml) > max_bytes:
+    value = encode_json(document) if document is not None else xml
+    if document is not None and len(value) > max_bytes:
         document = None
         error = (
-            f"node {index}: node of {len(xml)} bytes exceeds the limit of {max_bytes} bytes "
-            "- at `$`"
+            f"node {index}: document of {len(value)} bytes exceeds the limit of {max_bytes} "
+            "bytes - at `$`"
         )
     if document is None:
         rejection = Rejection(
@@ -98,14 +99,14 @@ def _node(record: Incoming, message: Message, node: Node, max_bytes: int) -> Acc
             detail=error or f"node {index}: invalid",
             docType=record.doc_type,
             source=record.source,
-            raw=xml,
+            raw=value,
             node=index,
             messageGuid=message.guid,
-            **_xml_fields(xml),
+            **_xml_fields(value),
         )
         return Refused(rejection, message.cop_code, xml=True)
-    origin = Origin(message.cop_code, message.guid, index, xml)
-    incoming = Incoming(record.doc_type, record.key, encode_json(document), record.source, origin)
+    origin = Origin(message.cop_code, message.guid, index)
+    incoming = Incoming(record.doc_type, record.key, value, record.source, origin)
     if document.appStatus == "1":
         return Refused(_draft(incoming, document), message.cop_code, xml=True)
     return incoming, document
@@ -159,7 +160,7 @@ def reject(record: Incoming, document: Document, code: RejectionCode, detail: st
         logisticsCode=getattr(document, "logisticsCode", None),
         logisticsNo=getattr(document, "logisticsNo", None),
         source=record.source,
-        raw=(origin.xml if origin else record.value) or b"",
+        raw=record.value or b"",
         node=origin.node if origin else None,
         messageGuid=origin.message_guid if origin else None,
     )

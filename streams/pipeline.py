@@ -151,7 +151,6 @@ class SandanPipeline:
                 ("cop", origin.cop_code.encode()),
                 ("message", origin.message_guid.encode()),
                 ("node", str(origin.node).encode()),
-                ("xml", origin.xml),
             ]
         self._outputs.append(
             Output(
@@ -175,7 +174,6 @@ class SandanPipeline:
                 headers["cop"].decode(),
                 headers["message"].decode(),
                 int(headers["node"]),
-                headers["xml"],
             )
         incoming = Incoming(doc_type, headers.get("key"), record.value, source, origin)
         # Valid before it hopped; its JSON may exceed max_document_bytes only as an XML node's

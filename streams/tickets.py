@@ -77,7 +77,6 @@ class Parked(msgspec.Struct, array_like=True, gc=False):
     cop_code: str | None = None  # the rest: its Origin when it came in an XML message
     message_guid: str = ""
     node: int = 0
-    xml: bytes = b""
 
 
 class Ticket(msgspec.Struct, array_like=True, gc=False):
@@ -406,7 +405,7 @@ class TicketBook:
         parked, ticket.parked = ticket.parked, []
         for record in parked:
             origin = (
-                Origin(record.cop_code, record.message_guid, record.node, record.xml)
+                Origin(record.cop_code, record.message_guid, record.node)
                 if record.cop_code is not None
                 else None
             )
@@ -473,7 +472,7 @@ def _park(record: Incoming) -> Parked:
     )
     if origin is not None:
         parked.cop_code, parked.message_guid = origin.cop_code, origin.message_guid
-        parked.node, parked.xml = origin.node, origin.xml
+        parked.node = origin.node
     return parked
 
 

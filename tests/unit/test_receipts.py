@@ -27,7 +27,7 @@ from schemas.receipts import (
     returned,
 )
 from streams.intake import Origin
-from tests.factories import order_dict
+from tests.factories import as_bytes, order_dict
 from tests.unit.test_tickets import (
     BUILDERS,
     EBP,
@@ -265,7 +265,7 @@ def test_the_annual_limit_is_concluded_by_the_ledger() -> None:
 
 def test_a_document_from_an_xml_message_is_answered_in_xml_to_the_messages_sender() -> None:
     driver = Driver()
-    origin = Origin(COP, "M" * 36, 2, b"<ceb:Order/>")
+    origin = Origin(COP, "M" * 36, 2)
     driver.send("order", order_dict(), T0, origin=origin)
     driver.payment(T0 + 1)
     driver.logistics(T0 + 2)
@@ -282,10 +282,10 @@ def test_a_document_from_an_xml_message_is_answered_in_xml_to_the_messages_sende
     assert ticket is not None and ticket.order is not None and ticket.order.cop_code == COP
 
 
-def test_a_rejected_xml_document_carries_its_node_and_node_bytes() -> None:
+def test_a_rejected_xml_document_carries_its_node_and_its_json_form() -> None:
     driver = Driver()
     driver.order(T0)
-    origin = Origin(COP, "M" * 36, 7, b"<ceb:Order>dup</ceb:Order>")
+    origin = Origin(COP, "M" * 36, 7)
     order = order_dict(guid="Y" * 36)
     driver.send("order", order, T0 + 1, origin=origin)
     (rejection,) = driver.rejections()
@@ -293,7 +293,7 @@ def test_a_rejected_xml_document_carries_its_node_and_node_bytes() -> None:
         "DUPLICATE",
         7,
         "M" * 36,
-        b"<ceb:Order>dup</ceb:Order>",
+        as_bytes(order),  # its JSON form: the message stays on its topic at ``source``
     )
     last = driver.receipts[-1]
     assert (last.sender, last.xml, last.receipt.code, last.receipt.node) == (
