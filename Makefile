@@ -35,12 +35,15 @@ kafka-down: ## stop the local broker
 topics: setup kafka-up ## create sandan's topics on the local broker
 	$(DEMO_ENV) $(BIN)/sandan topics
 
-run: setup kafka-up topics ## the main job: broker, topics, a worker, a demo load, a summary
-	@set -m; log=.cache/worker.log; mkdir -p .cache; \
+run: setup kafka-up topics ## the main job: broker, topics, a worker, the gateway, a demo load, a summary
+	@set -m; mkdir -p .cache; log=.cache/worker.log; glog=.cache/gateway.log; \
+	keys=.cache/demo-keys.json; echo '{"keys": []}' >$$keys; \
 	$(DEMO_ENV) $(BIN)/sandan worker -l warning >$$log 2>&1 & pid=$$!; \
-	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; $(KAFKA) stop' EXIT; \
-	$(DEMO_ENV) $(BIN)/sandan demo; \
-	echo "(worker log: $$log)"
+	$(DEMO_ENV) SANDAN_GATEWAY_KEYS=$$keys $(BIN)/sandan gateway >$$glog 2>&1 & gpid=$$!; \
+	trap 'kill $$pid $$gpid 2>/dev/null; wait $$pid $$gpid 2>/dev/null; $(KAFKA) stop' EXIT; \
+	$(DEMO_ENV) SANDAN_GATEWAY_KEYS=$$keys $(BIN)/sandan demo \
+		--gateway http://127.0.0.1:$${SANDAN_GATEWAY_PORT:-8080}; \
+	echo "(worker log: $$log, gateway log: $$glog)"
 
 test: setup ## unit and integration tests (starts and stops its own broker on free ports)
 	$(BIN)/pytest tests/unit tests/integration
@@ -60,6 +63,9 @@ loadtest: setup kafka-up ## the sustained load test: RATE tickets/s (5100) for D
 loadtest-short: setup kafka-up ## a one-minute load test that checks correctness only
 	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --short
 
+loadtest-http: setup kafka-up ## the load test through the gateway: RATE tickets/s (1417) for DURATION s (60) straight to Kafka, then in requests of 1 and of 100 documents
+	$(BIN)/python -m loadtest.http --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --rate $${RATE:-1417} --duration $${DURATION:-60}
+
 throughput: setup kafka-up ## drain a backlog of TICKETS (100000) with WORKERS workers (one per core)
 	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000} --workers $${WORKERS:-$$(nproc)}
 
@@ -69,4 +75,4 @@ bench: setup ## micro-benchmarks (pytest-benchmark)
 clean: kafka-down ## remove the venv, the Kafka cache and local state
 	rm -rf $(VENV) .cache data
 
-.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format loadtest loadtest-short throughput bench clean
+.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format loadtest loadtest-short loadtest-http throughput bench clean

@@ -4,8 +4,8 @@ A record holds one JSON document, or one CEB XML message of up to 100 documents 
 schemas/ceb_xml.py). Each valid node goes on as a document of its own, represented by its
 canonical JSON (what the ticket stage stores, parks and repartitions, and what a later
 rejection of it carries as ``raw``), with its :class:`Origin`, so that its receipts go back as
-XML to the message's sender. An invalid node is rejected with the node element as ``raw``. The stage reads no
-clock and does no I/O: the engine hands it the record's coordinates.
+XML to the message's sender. An invalid node is rejected with the node element as ``raw``.
+The stage reads no clock and does no I/O: the engine hands it the record's coordinates.
 """
 
 from __future__ import annotations

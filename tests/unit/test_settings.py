@@ -82,7 +82,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "SANDAN_MAX_MESSAGE_BYTES": "65536",
             "SANDAN_WEB_PORT": "7000",
             "SANDAN_WORKER_ID": "worker-7",
-            "SANDAN_GATEWAY_HOST": "0.0.0.0",
+            "SANDAN_GATEWAY_HOST": "0.0.0.0",  # noqa: S104 - parsed, not bound
             "SANDAN_GATEWAY_PORT": "8443",
             "SANDAN_GATEWAY_KEYS": str(tmp_path / "keys.json"),
             "SANDAN_GATEWAY_ACK_TIMEOUT": "3s",
