@@ -55,7 +55,8 @@ def _demo(args: argparse.Namespace) -> None:
     from loadtest.demo import run_demo  # noqa: PLC0415
 
     settings = _settings()
-    raise SystemExit(asyncio.run(run_demo(settings, tickets=args.tickets, seed=args.seed)))
+    demo = run_demo(settings, tickets=args.tickets, seed=args.seed, gateway=args.gateway)
+    raise SystemExit(asyncio.run(demo))
 
 
 def _gateway(args: argparse.Namespace) -> None:
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     demo = commands.add_parser("demo", help="produce a demo load and print what came out")
     demo.add_argument("--tickets", type=int, default=200)
     demo.add_argument("--seed", type=int, default=None, help="default: from the clock")
+    demo.add_argument(
+        "--gateway", help="URL of a running gateway: part of the load goes through it"
+    )
     demo.set_defaults(run=_demo)
     gateway = commands.add_parser("gateway", help="run the HTTP gateway for firms without Kafka")
     gateway.set_defaults(run=_gateway)
