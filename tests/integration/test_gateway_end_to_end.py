@@ -119,7 +119,7 @@ def test_declared_through_the_gateway_decided_across_an_outage_receipts_by_curso
             timeout = Timeout(120, "both tickets to be released")
             while timeout:
                 released = run(consume(address, [d.topic("release")], count=2, idle=1, limit=20))
-                if len(released) >= 2:  # noqa: PLR2004
+                if len(released) >= 2:
                     break
             released = run(consume(address, [d.topic("release")], idle=2, limit=20))
             assert sorted(json.loads(r.value)["ticketId"] for r in released) == [
