@@ -28,7 +28,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (default: until SIGTERM or SIGINT)."""
     keys = KeyStore.load(settings.gateway_keys)  # a broken keys file stops us at start
     app = create_app(settings, keys)
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    # No access log: a formatted line per request cost the gateway ~8 % of its CPU (py-spy);
+    # /metrics counts requests by route and status.
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
     await site.start()

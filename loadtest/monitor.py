@@ -60,9 +60,11 @@ def broker_pid(brokers: str) -> int | None:
 
 
 class _Watched:
-    """A process and its children, with the psutil handles that carry CPU times over."""
+    """A process and its children (unless told not to count them), with the psutil handles
+    that carry CPU times over."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, children: bool = True) -> None:
+        self.children = children
         self.root = psutil.Process(pid)
         self.handles: dict[int, psutil.Process] = {pid: self.root}
         self.root.cpu_percent(None)
@@ -71,7 +73,7 @@ class _Watched:
         try:
             if self.root.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped
                 return None
-            for child in self.root.children(recursive=True):
+            for child in self.root.children(recursive=True) if self.children else ():
                 if child.pid not in self.handles:
                     self.handles[child.pid] = child
                     child.cpu_percent(None)
@@ -110,11 +112,11 @@ class Monitor:
         self._stopping = asyncio.Event()
         psutil.cpu_percent(None)  # the machine's CPU is measured from here
 
-    def watch(self, name: str, pid: int | None) -> None:
-        """Sample process ``pid`` (and its children) as ``name`` from now on."""
+    def watch(self, name: str, pid: int | None, *, children: bool = True) -> None:
+        """Sample process ``pid`` (and its children, if ``children``) as ``name`` from now on."""
         if pid is not None:
             with contextlib.suppress(psutil.Error):
-                self._watched[name] = _Watched(pid)
+                self._watched[name] = _Watched(pid, children=children)
 
     def stop(self) -> None:
         """End :meth:`run` after the sample in progress."""
