@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, OutOfOrderSequence
 from gateway import produce
 from gateway.errors import UnavailableError
 from gateway.produce import Acked, OutRecord, Producer
+from schemas.keys import murmur2_partition
 from streams.settings import Settings
 
 SETTINGS = Settings(gateway_ack_timeout=0.2)
@@ -30,6 +31,8 @@ class FakeKafka:
         self.config = config
         self.futures: list[asyncio.Future[Any]] = []
         self.sent: list[tuple[str, bytes, bytes]] = []
+        self.batches: list[tuple[str, int, int]] = []
+        self.ends: dict[int, int] = {}
         self.stopped = False
         self.reachable = True
         self.client = SimpleNamespace(fetch_all_metadata=self._metadata)
@@ -53,19 +56,40 @@ class FakeKafka:
     async def partitions_for(self, topic: str) -> set[int]:
         return {0, 1, 2, 3}
 
-    async def send(
-        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
-    ) -> asyncio.Future[Any]:
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
-        self.sent.append((topic, key, value))
+        self.batches.append((topic, partition, len(batch.records)))
+        self.sent += [(topic, key, value) for key, value in batch.records]
         return future
 
     def ack(self, count: int | None = None) -> None:
-        for offset, future in enumerate(self.futures[:count]):
+        """Ack the first ``count`` batches (all if None), offsets counted per partition."""
+        for future, (topic, partition, size) in list(zip(self.futures, self.batches, strict=True))[
+            :count
+        ]:
             if not future.done():
-                meta = SimpleNamespace(topic="t", partition=offset % 4, offset=offset)
-                future.set_result(meta)
+                base = self.ends.get(partition, 0)
+                self.ends[partition] = base + size
+                future.set_result(SimpleNamespace(topic=topic, partition=partition, offset=base))
+
+
+class FakeBatch:
+    """A record batch that takes up to 100 records."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+
+    def append(
+        self, *, key: bytes, value: bytes, timestamp: None, headers: list[tuple[str, bytes]]
+    ) -> object | None:
+        if len(self.records) >= 100:
+            return None
+        self.records.append((key, value))
+        return object()
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +119,12 @@ def run(test: Callable[[Producer], Awaitable[None]], **kwargs: Any) -> None:
     asyncio.run(main())
 
 
+async def callbacks_run() -> None:
+    """Let the ack's callbacks run: the batch's, then each request's record's."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 async def acked_later(kafka: FakeKafka, delay: float = 0.02) -> None:
     await asyncio.sleep(delay)
     kafka.ack()
@@ -117,8 +147,15 @@ def test_send_returns_every_ack_in_order() -> None:
         waiter = asyncio.create_task(acked_later(kafka))
         acked = await producer.send(records(3))
         await waiter
-        assert acked == [Acked("t", 0, 0), Acked("t", 1, 1), Acked("t", 2, 2)]
-        assert [key for _, key, _ in kafka.sent] == [b"k0", b"k1", b"k2"]
+        # One batch per partition (Kafka's default partitioner: murmur2 of the key), offsets
+        # from the batch's base offset, in the request's order.
+        partitions = [murmur2_partition(b"k%d" % n, 4) for n in range(3)]
+        expected, ends = [], {}
+        for partition in partitions:
+            expected.append(Acked("t", partition, ends.get(partition, 0)))
+            ends[partition] = ends.get(partition, 0) + 1
+        assert acked == expected
+        assert sorted(key for _, key, _ in kafka.sent) == [b"k0", b"k1", b"k2"]
         assert (producer.in_flight_records, producer.in_flight_bytes) == (0, 0)
 
     run(test)
@@ -137,7 +174,7 @@ def test_no_ack_in_time_is_503_and_the_records_stay_counted_until_acked() -> Non
         )
         assert producer.in_flight_records == 2
         kafka.ack()
-        await asyncio.sleep(0)
+        await callbacks_run()
         assert (producer.in_flight_records, producer.in_flight_bytes) == (0, 0)
 
     run(test)
@@ -154,7 +191,7 @@ def test_too_much_in_flight_is_503_at_once() -> None:
         assert "too many records in flight" in info.value.detail
         assert len(kafka.sent) == 3  # the second request sent nothing
         kafka.ack()
-        await asyncio.sleep(0)
+        await callbacks_run()
         waiter = asyncio.create_task(acked_later(kafka))
         assert len(await producer.send(records(2))) == 2
         await waiter
@@ -229,5 +266,21 @@ def test_the_probe_follows_the_broker() -> None:
         kafka.reachable = True
         await asyncio.sleep(0.05)
         assert producer.connected
+
+    run(test)
+
+
+def test_records_of_requests_in_flight_together_share_one_batch_per_partition() -> None:
+    async def test(producer: Producer) -> None:
+        kafka = FakeKafka.made[0]
+        same_key = [OutRecord("t", b"k", b"v%d" % n, []) for n in range(250)]
+        waiter = asyncio.create_task(acked_later(kafka))
+        answers = await asyncio.gather(
+            *(producer.send(same_key[n : n + 50]) for n in range(0, 250, 50))
+        )
+        await waiter
+        assert [size for _, _, size in kafka.batches] == [100, 100, 50]  # five requests, 3 batches
+        offsets = [acked.offset for answer in answers for acked in answer]
+        assert offsets == list(range(250))
 
     run(test)
