@@ -51,7 +51,7 @@ __all__ = ("main",)
 SETTLE = 3.0
 WARM_UP = 5.0
 FLUSH_AGE = 0.1  # seconds a document waits for its batch of 100 at most
-CONNECTIONS = 32
+CONNECTIONS = 256  # aiohttp answers one request at a time per connection: this is the concurrency
 PHASES = (("kafka", 1), ("gateway", 1), ("gateway", 100))
 
 
