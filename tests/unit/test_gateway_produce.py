@@ -150,7 +150,8 @@ def test_send_returns_every_ack_in_order() -> None:
         # One batch per partition (Kafka's default partitioner: murmur2 of the key), offsets
         # from the batch's base offset, in the request's order.
         partitions = [murmur2_partition(b"k%d" % n, 4) for n in range(3)]
-        expected, ends = [], {}
+        expected: list[Acked] = []
+        ends: dict[int, int] = {}
         for partition in partitions:
             expected.append(Acked("t", partition, ends.get(partition, 0)))
             ends[partition] = ends.get(partition, 0) + 1
