@@ -27,6 +27,7 @@ from typing import Literal, NamedTuple
 import msgspec
 from lxml import etree
 
+from schemas.ceb_xml import CEB_NAMESPACE
 from schemas.codec import encode_json
 from schemas.documents import DocType, Document, Order, Payment
 from schemas.outputs import Decision, DecisionKind, Rejection
@@ -53,7 +54,6 @@ RETURNED: ReturnStatus = "100"
 STORED: ReturnStatus = "120"
 CONCLUDED: ReturnStatus = "399"
 
-CEB_NAMESPACE = "http://www.chinaport.gov.cn/ceb"
 # sandan's fields in an XML receipt (ticketId, code, decision, revision, reason) come after the
 # standard's, in a namespace of their own: strip it to validate against the standard's XSD.
 RECEIPT_NAMESPACE = "urn:sandan:receipt:1"

@@ -176,9 +176,7 @@ class SandanPipeline:
                 int(headers["node"]),
             )
         incoming = Incoming(doc_type, headers.get("key"), record.value, source, origin)
-        # Valid before it hopped; its JSON may exceed max_document_bytes only as an XML node's
-        # canonical form, which intake already bounded.
-        result = validate(incoming, max(self.rules.max_document_bytes, len(record.value or b"")))
+        result = validate(incoming, self.rules.max_document_bytes)
         if isinstance(result, Rejection):  # cannot happen: it was valid before repartitioning
             self._output_rejection(incoming.key, result, now_ms, None, xml=origin is not None)
             return

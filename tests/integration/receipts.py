@@ -7,11 +7,12 @@ from typing import Any
 
 from lxml import etree
 
+from schemas.ceb_xml import CEB_NAMESPACE
 from schemas.receipts import RECEIPT_NAMESPACE
 
 __all__ = ("XML_KINDS", "receipt")
 
-CEB = "{http://www.chinaport.gov.cn/ceb}"
+CEB = f"{{{CEB_NAMESPACE}}}"
 OWN = f"{{{RECEIPT_NAMESPACE}}}"
 XML_KINDS = {"OrderReturn": "order", "PaymentReturn": "payment", "LogisticsReturn": "logistics"}
 

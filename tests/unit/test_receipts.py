@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from schemas.ceb_xml import CEB_NAMESPACE
 from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import (
     RECEIPT_NAMESPACE,
@@ -49,7 +50,7 @@ LOGISTICS_CODE = "31222699S7"
 LOGISTICS_NO = "LND69C6ADD64A44B6E"
 PAY_TX = "PAY9FDCC88713814260AE65"
 COP = "3301980AGT"
-CEB = "{http://www.chinaport.gov.cn/ceb}"
+CEB = f"{{{CEB_NAMESPACE}}}"
 OWN = f"{{{RECEIPT_NAMESPACE}}}"
 
 
