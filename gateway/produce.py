@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
@@ -94,6 +94,8 @@ class Producer:
         self._flushing = False
         self._flushes: set[asyncio.Future[None]] = set()
         self._partition_counts: dict[str, int] = {}
+        self._pending: dict[tuple[str, int], list[tuple[OutRecord, asyncio.Future[Acked]]]] = {}
+        self._draining: dict[tuple[str, int], Any] = {}  # partition -> the producer draining it
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -258,21 +260,22 @@ class Producer:
                 )
         return [waiter.result() for waiter in waiters]
 
-    # -- one record batch per partition for every request in flight --------------------------
+    # -- one batch per partition in flight; what arrives meanwhile makes the next one ----------
 
     def _start_flush(self, producer: Any) -> None:
         """After the requests ready in this turn of the loop have queued their records."""
         queued, self._queue = self._queue, []
         self._flushing = False
-        task = asyncio.ensure_future(self._flush(producer, queued))
+        self._spawn(self._flush(producer, queued))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
     async def _flush(self, producer: Any, queued: list[tuple[OutRecord, Any]]) -> None:
-        """Produce the queued records as record batches, one per topic and partition (aiokafka's
-        per-record ``send()`` took about a third of the gateway's CPU at one document a
-        request); each request's waiters get their record's offset or the batch's failure."""
-        by_partition: dict[tuple[str, int], list[tuple[OutRecord, Any]]] = {}
+        """Put each queued record on its partition's pending list and start that partition's
+        drain unless it runs on this producer already."""
         try:
             for record, waiter in queued:
                 count = self._partition_counts.get(record.topic)
@@ -280,8 +283,29 @@ class Producer:
                     count = len(await producer.partitions_for(record.topic))
                     self._partition_counts[record.topic] = count
                 where = (record.topic, murmur2_partition(record.key, count))
-                by_partition.setdefault(where, []).append((record, waiter))
-            for (topic, partition), items in by_partition.items():
+                self._pending.setdefault(where, []).append((record, waiter))
+                if self._draining.get(where) is not producer:
+                    self._draining[where] = producer
+                    self._spawn(self._drain(producer, where))
+        except KafkaError as exc:  # no metadata: the requests waiting on it answer 503
+            _fail(queued, exc)
+
+    async def _drain(self, producer: Any, where: tuple[str, int]) -> None:
+        """Send a partition's pending records as record batches, then wait for their acks
+        before the next batches: the records that arrive meanwhile go out together.
+
+        aiokafka's per-record ``send()`` took about a third of the gateway's CPU at one
+        document a request, so records go out as batches (``send_batch``). An idempotent
+        aiokafka producer has one batch per partition in flight and queues one more; a batch
+        made per turn of the loop queued behind it and, at one document a request, the queue
+        (and the request latency) grew without bound. Waiting here for the acks lets the
+        batch grow with the load instead, as Kafka's own accumulator does.
+        """
+        topic, partition = where
+        items: list[tuple[OutRecord, Any]] = []
+        try:
+            while self._producer is producer and (items := self._pending.pop(where, [])):
+                deliveries = []
                 start = 0
                 while start < len(items):
                     batch, taken = producer.create_batch(), 0
@@ -298,13 +322,23 @@ class Producer:
                     if taken == 0:
                         msg = "a record larger than a batch"
                         raise KafkaError(msg)
-                    future = await producer.send_batch(batch, topic, partition=partition)
-                    future.add_done_callback(_settle(items[start : start + taken]))
+                    delivery = await producer.send_batch(batch, topic, partition=partition)
+                    delivery.add_done_callback(_settle(items[start : start + taken]))
+                    deliveries.append(delivery)
                     start += taken
+                # Bounded: the requests answer 503 after the ack timeout anyway, and an
+                # unanswered batch must not hold this partition's later records forever.
+                await asyncio.wait(deliveries, timeout=self._settings.gateway_ack_timeout)
         except KafkaError as exc:  # the requests waiting on it answer 503 (see send)
-            for _, waiter in queued:
-                if not waiter.done():
-                    waiter.set_exception(exc)
+            _fail(items, exc)
+        finally:
+            if self._draining.get(where) is producer:
+                del self._draining[where]
+                if self._producer is not producer:  # replaced: its records answer 503
+                    _fail(self._pending.pop(where, []), KafkaError("the producer was replaced"))
+                elif self._pending.get(where):
+                    self._draining[where] = producer
+                    self._spawn(self._drain(producer, where))
 
     def _release_one(self, record: OutRecord) -> Callable[[asyncio.Future[Any]], None]:
         size = len(record.value) + len(record.key)
@@ -336,6 +370,12 @@ def _settle(items: list[tuple[OutRecord, Any]]) -> Callable[[asyncio.Future[Any]
                 )
 
     return settle
+
+
+def _fail(items: list[tuple[OutRecord, Any]], exc: BaseException) -> None:
+    for _, waiter in items:
+        if not waiter.done():
+            waiter.set_exception(exc)
 
 
 def _describe(exc: BaseException) -> str:

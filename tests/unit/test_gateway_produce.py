@@ -60,11 +60,22 @@ class FakeKafka:
         return FakeBatch()
 
     async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+        # As aiokafka's idempotent producer: one batch of a partition in flight, one queued;
+        # a third waits for room.
+        while len(unacked := [f for f in self._of(partition) if not f.done()]) >= 2:
+            await asyncio.wait(unacked, return_when=asyncio.FIRST_COMPLETED)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
         self.batches.append((topic, partition, len(batch.records)))
         self.sent += [(topic, key, value) for key, value in batch.records]
         return future
+
+    def _of(self, partition: int) -> list[asyncio.Future[Any]]:
+        return [
+            future
+            for future, (_, of, _) in zip(self.futures, self.batches, strict=True)
+            if of == partition
+        ]
 
     def ack(self, count: int | None = None) -> None:
         """Ack the first ``count`` batches (all if None), offsets counted per partition."""
@@ -120,14 +131,20 @@ def run(test: Callable[[Producer], Awaitable[None]], **kwargs: Any) -> None:
 
 
 async def callbacks_run() -> None:
-    """Let the ack's callbacks run: the batch's, then each request's record's."""
-    for _ in range(3):
+    """Let the callbacks and tasks a send or an ack starts run (flush, drain, settle)."""
+    for _ in range(10):
         await asyncio.sleep(0)
 
 
 async def acked_later(kafka: FakeKafka, delay: float = 0.02) -> None:
     await asyncio.sleep(delay)
     kafka.ack()
+
+
+async def keep_acking(kafka: FakeKafka, every: float = 0.01) -> None:
+    while True:
+        await asyncio.sleep(every)
+        kafka.ack()
 
 
 def test_the_producer_is_idempotent_with_acks_all() -> None:
@@ -275,13 +292,36 @@ def test_records_of_requests_in_flight_together_share_one_batch_per_partition() 
     async def test(producer: Producer) -> None:
         kafka = FakeKafka.made[0]
         same_key = [OutRecord("t", b"k", b"v%d" % n, []) for n in range(250)]
-        waiter = asyncio.create_task(acked_later(kafka))
+        acker = asyncio.create_task(keep_acking(kafka))
         answers = await asyncio.gather(
             *(producer.send(same_key[n : n + 50]) for n in range(0, 250, 50))
         )
-        await waiter
+        acker.cancel()
         assert [size for _, _, size in kafka.batches] == [100, 100, 50]  # five requests, 3 batches
         offsets = [acked.offset for answer in answers for acked in answer]
         assert offsets == list(range(250))
+
+    run(test)
+
+
+def test_records_that_arrive_while_a_batch_is_in_flight_go_out_together_after_its_ack() -> None:
+    async def test(producer: Producer) -> None:
+        kafka = FakeKafka.made[0]
+        one_key = [OutRecord("t", b"k", b"v%d" % n, []) for n in range(6)]
+        first = asyncio.create_task(producer.send(one_key[:1]))
+        await callbacks_run()
+        assert [size for _, _, size in kafka.batches] == [1]
+        later = []
+        for record in one_key[1:]:  # five requests, each in a turn of its own
+            later.append(asyncio.create_task(producer.send([record])))
+            await callbacks_run()
+        assert [size for _, _, size in kafka.batches] == [1]  # they wait for the ack
+        kafka.ack()
+        await callbacks_run()
+        assert [size for _, _, size in kafka.batches] == [1, 5]
+        kafka.ack()
+        answers = [await first, *[await request for request in later]]
+        assert [acked.offset for (acked,) in answers] == list(range(6))
+        assert [value for _, _, value in kafka.sent] == [record.value for record in one_key]
 
     run(test)
