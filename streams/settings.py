@@ -11,16 +11,25 @@ import hashlib
 import os
 import re
 import socket
+import ssl
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import msgspec
 
 from schemas.errors import SandanError
 
-__all__ = ("SETTINGS_HELP", "Settings", "SettingsError", "parse_duration")
+__all__ = (
+    "SETTINGS_HELP",
+    "SaslMechanism",
+    "Secret",
+    "SecurityProtocol",
+    "Settings",
+    "SettingsError",
+    "parse_duration",
+)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -28,11 +37,46 @@ _LONGEST_DURATION = 3650 * 86400.0
 
 # Variables the broker script (kafka/broker.sh) reads; allowed here so that one environment
 # can hold both.
-_BROKER_SCRIPT_SETTINGS = frozenset({"SANDAN_KAFKA_PORT", "SANDAN_KAFKA_HOME", "SANDAN_KAFKA_HEAP"})
+_BROKER_SCRIPT_SETTINGS = frozenset(
+    {
+        "SANDAN_KAFKA_PORT",
+        "SANDAN_KAFKA_HOME",
+        "SANDAN_KAFKA_HEAP",
+        "SANDAN_KAFKA_EXTRA_CONFIG",
+        "SANDAN_KAFKA_FORMAT_ARGS",
+    }
+)
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class SettingsError(SandanError):
     """A setting is unknown or malformed; the message names it."""
+
+
+class Secret:
+    """A value that never shows: ``repr``, ``str`` and format give ``'***'``; ``reveal()`` it
+    only where a client needs it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
 def parse_duration(text: str) -> float:
@@ -92,6 +136,35 @@ def _host(text: str) -> str:
     return text
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            msg = f"expected one of {', '.join(choices)}, got {text!r}"
+            raise ValueError(msg)
+        return text
+
+    return parse
+
+
+def _file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        msg = f"no such file: {text!r}"
+        raise ValueError(msg)
+    return path
+
+
+def _nonempty(text: str) -> str:
+    if not text:
+        msg = "expected a value, got ''"
+        raise ValueError(msg)
+    return text
+
+
+def _secret(text: str) -> Secret:
+    return Secret(_nonempty(text))
+
+
 def _prefix(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]*", text):
         msg = f"expected letters, digits, '.', '_' or '-', got {text!r}"
@@ -118,6 +191,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gateway_port: int = 8080
     gateway_keys: Path = Path("keys.json")
     gateway_ack_timeout: float = 10.0
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: Secret | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -142,9 +222,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if settings.window > settings.retention:
             msg = "SANDAN_WINDOW must not be longer than SANDAN_RETENTION"
             raise SettingsError(msg)
+        _check_kafka_security(settings)
         if not settings.worker_id:
             settings = msgspec.structs.replace(settings, worker_id=_default_worker_id(settings))
         return settings
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for the brokers (None without TLS): the CA file's CAs (else the
+        system's), the client certificate if given; broker host names are checked."""
+        if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        if self.kafka_ssl_certfile is not None:
+            # An empty password: an encrypted key fails here instead of prompting on a tty.
+            context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile, password="")
+        return context
 
     def topic(self, name: str) -> str:
         """The full name of a topic, e.g. ``topic("order")`` is ``cbec.order``."""
@@ -155,6 +247,52 @@ def _default_worker_id(settings: Settings) -> str:
     """Stable per host and data directory: a restarted worker fences its predecessor."""
     where = f"{socket.gethostname()}:{settings.data_dir.resolve()}"
     return hashlib.sha1(where.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def _check_kafka_security(settings: Settings) -> None:
+    """The security settings fit together, and the TLS files load."""
+    protocol = settings.kafka_security_protocol
+    sasl = {
+        "SANDAN_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "SANDAN_KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
+        "SANDAN_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
+    }
+    tls = {
+        "SANDAN_KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+        "SANDAN_KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+        "SANDAN_KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+    }
+    if protocol.startswith("SASL_"):
+        missing = [name for name, value in sasl.items() if value is None]
+        if missing:
+            msg = f"SANDAN_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}"
+            raise SettingsError(msg)
+    else:
+        for name, value in sasl.items():
+            if value is not None:
+                msg = (
+                    f"{name} is set but SANDAN_KAFKA_SECURITY_PROTOCOL is {protocol}: "
+                    "SASL needs SASL_PLAINTEXT or SASL_SSL"
+                )
+                raise SettingsError(msg)
+    if protocol not in ("SSL", "SASL_SSL"):
+        for name, path in tls.items():
+            if path is not None:
+                msg = (
+                    f"{name} is set but SANDAN_KAFKA_SECURITY_PROTOCOL is {protocol}: "
+                    "TLS needs SSL or SASL_SSL"
+                )
+                raise SettingsError(msg)
+        return
+    if (settings.kafka_ssl_certfile is None) != (settings.kafka_ssl_keyfile is None):
+        msg = "SANDAN_KAFKA_SSL_CERTFILE and SANDAN_KAFKA_SSL_KEYFILE go together"
+        raise SettingsError(msg)
+    try:
+        settings.kafka_ssl_context()
+    except ssl.SSLError as exc:
+        names = ", ".join(name for name, path in tls.items() if path is not None)
+        msg = f"{names or 'the system CAs'}: cannot load the TLS files ({exc})"
+        raise SettingsError(msg) from None
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -174,6 +312,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "gateway_port": _port,
     "gateway_keys": Path,
     "gateway_ack_timeout": parse_duration,
+    "kafka_security_protocol": _one_of(get_args(SecurityProtocol)),
+    "kafka_ssl_cafile": _file,
+    "kafka_ssl_certfile": _file,
+    "kafka_ssl_keyfile": _file,
+    "kafka_sasl_mechanism": _one_of(get_args(SaslMechanism)),
+    "kafka_sasl_username": _nonempty,
+    "kafka_sasl_password": _secret,
 }
 
 SETTINGS_HELP = {
@@ -199,4 +344,14 @@ SETTINGS_HELP = {
     "SANDAN_GATEWAY_PORT": ("8080", "port of the HTTP gateway"),
     "SANDAN_GATEWAY_KEYS": ("keys.json", "the gateway's API keys file (reloaded on change)"),
     "SANDAN_GATEWAY_ACK_TIMEOUT": ("10s", "longest wait for the broker's ack before a 503"),
+    "SANDAN_KAFKA_SECURITY_PROTOCOL": (
+        "PLAINTEXT",
+        "how clients talk to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    ),
+    "SANDAN_KAFKA_SSL_CAFILE": ("system CAs", "PEM file of the CAs that sign the brokers' certs"),
+    "SANDAN_KAFKA_SSL_CERTFILE": ("none", "PEM client certificate (chain) for mutual TLS"),
+    "SANDAN_KAFKA_SSL_KEYFILE": ("none", "PEM unencrypted private key of the client certificate"),
+    "SANDAN_KAFKA_SASL_MECHANISM": ("none", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+    "SANDAN_KAFKA_SASL_USERNAME": ("none", "SASL user name"),
+    "SANDAN_KAFKA_SASL_PASSWORD": ("none", "SASL password (never logged)"),
 }

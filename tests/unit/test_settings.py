@@ -4,13 +4,15 @@ SettingsError naming the variable when a value is malformed or the name is unkno
 from __future__ import annotations
 
 import re
+import ssl
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from schemas.errors import SandanError
-from streams.settings import SETTINGS_HELP, Settings, SettingsError, parse_duration
+from streams.settings import SETTINGS_HELP, Secret, Settings, SettingsError, parse_duration
+from tests.certs import Certificates, make_certificates
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -59,8 +61,9 @@ def test_help_lists_every_setting() -> None:
     # every documented default parses to the field's default
     defaults = Settings.from_env({})
     for name, (default, _) in SETTINGS_HELP.items():
-        if name == "SANDAN_WORKER_ID":
-            continue
+        field = name.removeprefix("SANDAN_").lower()
+        if name == "SANDAN_WORKER_ID" or getattr(defaults, field) is None:
+            continue  # the help describes the default ("none", "system CAs"): not a value
         assert Settings.from_env({name: default}) == defaults, name
 
 
@@ -236,7 +239,16 @@ def test_unknown_variable_is_rejected_by_name(name: str) -> None:
     assert "SANDAN_DATA_DIR" in message
 
 
-@pytest.mark.parametrize("name", ["SANDAN_KAFKA_PORT", "SANDAN_KAFKA_HOME", "SANDAN_KAFKA_HEAP"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SANDAN_KAFKA_PORT",
+        "SANDAN_KAFKA_HOME",
+        "SANDAN_KAFKA_HEAP",
+        "SANDAN_KAFKA_EXTRA_CONFIG",
+        "SANDAN_KAFKA_FORMAT_ARGS",
+    ],
+)
 def test_broker_script_variables_are_tolerated(name: str) -> None:
     assert Settings.from_env({name: "anything at all"}) == Settings.from_env({})
 
@@ -273,3 +285,192 @@ def test_topic_joins_the_prefix() -> None:
     assert Settings.from_env({}).topic("order") == "cbec.order"
     assert Settings.from_env({"SANDAN_TOPIC_PREFIX": "t1-"}).topic("release") == "t1-release"
     assert Settings.from_env({"SANDAN_TOPIC_PREFIX": ""}).topic("payment") == "payment"
+
+
+# --- Kafka security -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+def sasl_ssl(certs: Certificates, **more: str) -> dict[str, str]:
+    return {
+        "SANDAN_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "SANDAN_KAFKA_SSL_CAFILE": str(certs.ca),
+        "SANDAN_KAFKA_SSL_CERTFILE": str(certs.client_cert),
+        "SANDAN_KAFKA_SSL_KEYFILE": str(certs.client_key),
+        "SANDAN_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "SANDAN_KAFKA_SASL_USERNAME": "sandan",
+        "SANDAN_KAFKA_SASL_PASSWORD": "hunter2-secret",
+        **more,
+    }
+
+
+def test_security_defaults_to_plaintext() -> None:
+    settings = Settings.from_env({})
+    assert settings.kafka_security_protocol == "PLAINTEXT"
+    assert settings.kafka_ssl_cafile is None
+    assert settings.kafka_ssl_certfile is None
+    assert settings.kafka_ssl_keyfile is None
+    assert settings.kafka_sasl_mechanism is None
+    assert settings.kafka_sasl_username is None
+    assert settings.kafka_sasl_password is None
+    assert settings.kafka_ssl_context() is None
+
+
+def test_every_security_variable_is_parsed(certs: Certificates) -> None:
+    settings = Settings.from_env(sasl_ssl(certs))
+    assert settings == Settings(
+        worker_id=settings.worker_id,
+        kafka_security_protocol="SASL_SSL",
+        kafka_ssl_cafile=certs.ca,
+        kafka_ssl_certfile=certs.client_cert,
+        kafka_ssl_keyfile=certs.client_key,
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="sandan",
+        kafka_sasl_password=Secret("hunter2-secret"),
+    )
+    assert isinstance(settings.kafka_sasl_password, Secret)
+    assert settings.kafka_sasl_password.reveal() == "hunter2-secret"
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_each_protocol_and_mechanism_is_accepted(protocol: str, mechanism: str) -> None:
+    env = {"SANDAN_KAFKA_SECURITY_PROTOCOL": protocol}
+    if protocol.startswith("SASL_"):
+        env |= {
+            "SANDAN_KAFKA_SASL_MECHANISM": mechanism,
+            "SANDAN_KAFKA_SASL_USERNAME": "u",
+            "SANDAN_KAFKA_SASL_PASSWORD": "p",
+        }
+    settings = Settings.from_env(env)
+    assert settings.kafka_security_protocol == protocol
+    assert settings.kafka_sasl_mechanism == (mechanism if protocol.startswith("SASL_") else None)
+    assert (settings.kafka_ssl_context() is not None) == protocol.endswith("SSL")
+
+
+def test_the_password_never_shows(certs: Certificates) -> None:
+    settings = Settings.from_env(sasl_ssl(certs))
+    for text in (repr(settings), str(settings), f"{settings}", f"{settings.kafka_sasl_password}"):
+        assert "hunter2" not in text
+    assert "kafka_sasl_password=Secret('***')" in repr(settings)
+    # nor in an error about another setting
+    message = fail(sasl_ssl(certs, SANDAN_KAFKA_SSL_KEYFILE=str(certs.ca)))
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SANDAN_KAFKA_SECURITY_PROTOCOL", "TLS", "expected one of PLAINTEXT, SSL, SASL_PLAINTEXT"),
+        ("SANDAN_KAFKA_SECURITY_PROTOCOL", "sasl_ssl", "got 'sasl_ssl'"),
+        ("SANDAN_KAFKA_SECURITY_PROTOCOL", "", "got ''"),
+        ("SANDAN_KAFKA_SASL_MECHANISM", "GSSAPI", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+        ("SANDAN_KAFKA_SASL_MECHANISM", "scram-sha-256", "got 'scram-sha-256'"),
+        ("SANDAN_KAFKA_SASL_USERNAME", "", "expected a value"),
+        ("SANDAN_KAFKA_SASL_PASSWORD", "", "expected a value"),
+        ("SANDAN_KAFKA_SSL_CAFILE", "/no/such/ca.pem", "no such file: '/no/such/ca.pem'"),
+        ("SANDAN_KAFKA_SSL_CERTFILE", "/no/such/cert.pem", "no such file"),
+        ("SANDAN_KAFKA_SSL_KEYFILE", "/", "no such file: '/'"),
+    ],
+)
+def test_malformed_security_value_names_the_variable(name: str, value: str, expected: str) -> None:
+    message = fail({name: value})
+    assert message.startswith(f"{name}: ")
+    assert expected in message
+
+
+@pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
+def test_sasl_needs_a_mechanism_a_user_and_a_password(protocol: str) -> None:
+    base = {"SANDAN_KAFKA_SECURITY_PROTOCOL": protocol}
+    assert fail(base) == (
+        f"SANDAN_KAFKA_SECURITY_PROTOCOL={protocol} needs SANDAN_KAFKA_SASL_MECHANISM, "
+        "SANDAN_KAFKA_SASL_USERNAME, SANDAN_KAFKA_SASL_PASSWORD"
+    )
+    with_user = {**base, "SANDAN_KAFKA_SASL_MECHANISM": "PLAIN", "SANDAN_KAFKA_SASL_USERNAME": "u"}
+    assert fail(with_user) == (
+        f"SANDAN_KAFKA_SECURITY_PROTOCOL={protocol} needs SANDAN_KAFKA_SASL_PASSWORD"
+    )
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL"])
+@pytest.mark.parametrize(
+    "name",
+    ["SANDAN_KAFKA_SASL_MECHANISM", "SANDAN_KAFKA_SASL_USERNAME", "SANDAN_KAFKA_SASL_PASSWORD"],
+)
+def test_sasl_settings_without_a_sasl_protocol_are_rejected(protocol: str, name: str) -> None:
+    value = "PLAIN" if name.endswith("MECHANISM") else "x"
+    message = fail({"SANDAN_KAFKA_SECURITY_PROTOCOL": protocol, name: value})
+    assert message == (
+        f"{name} is set but SANDAN_KAFKA_SECURITY_PROTOCOL is {protocol}: "
+        "SASL needs SASL_PLAINTEXT or SASL_SSL"
+    )
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+@pytest.mark.parametrize(
+    "name", ["SANDAN_KAFKA_SSL_CAFILE", "SANDAN_KAFKA_SSL_CERTFILE", "SANDAN_KAFKA_SSL_KEYFILE"]
+)
+def test_tls_files_without_a_tls_protocol_are_rejected(
+    certs: Certificates, protocol: str, name: str
+) -> None:
+    env = {"SANDAN_KAFKA_SECURITY_PROTOCOL": protocol, name: str(certs.ca)}
+    if protocol == "SASL_PLAINTEXT":
+        env |= {
+            "SANDAN_KAFKA_SASL_MECHANISM": "PLAIN",
+            "SANDAN_KAFKA_SASL_USERNAME": "u",
+            "SANDAN_KAFKA_SASL_PASSWORD": "p",
+        }
+    assert fail(env) == (
+        f"{name} is set but SANDAN_KAFKA_SECURITY_PROTOCOL is {protocol}: TLS needs SSL or SASL_SSL"
+    )
+
+
+def test_client_certificate_and_key_go_together(certs: Certificates) -> None:
+    env = {"SANDAN_KAFKA_SECURITY_PROTOCOL": "SSL", "SANDAN_KAFKA_SSL_CERTFILE": str(certs.ca)}
+    assert fail(env) == "SANDAN_KAFKA_SSL_CERTFILE and SANDAN_KAFKA_SSL_KEYFILE go together"
+    env = {"SANDAN_KAFKA_SECURITY_PROTOCOL": "SSL", "SANDAN_KAFKA_SSL_KEYFILE": str(certs.ca)}
+    assert fail(env) == "SANDAN_KAFKA_SSL_CERTFILE and SANDAN_KAFKA_SSL_KEYFILE go together"
+
+
+def test_tls_files_that_do_not_load_are_named(certs: Certificates, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    message = fail(sasl_ssl(certs, SANDAN_KAFKA_SSL_CAFILE=str(garbage)))
+    assert message.startswith(
+        "SANDAN_KAFKA_SSL_CAFILE, SANDAN_KAFKA_SSL_CERTFILE, SANDAN_KAFKA_SSL_KEYFILE: "
+        "cannot load the TLS files ("
+    )
+    # a certificate that is not the key's
+    mismatched = sasl_ssl(certs, SANDAN_KAFKA_SSL_CERTFILE=str(certs.ca))
+    assert "cannot load the TLS files" in fail(mismatched)
+
+
+def test_an_encrypted_key_fails_at_start_instead_of_prompting(
+    certs: Certificates, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(certs.client_key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    message = fail(sasl_ssl(certs, SANDAN_KAFKA_SSL_KEYFILE=str(encrypted)))
+    assert "cannot load the TLS files" in message
+
+
+def test_the_tls_context_trusts_the_ca_file_and_checks_host_names(certs: Certificates) -> None:
+    context = Settings.from_env(sasl_ssl(certs)).kafka_ssl_context()
+    assert context is not None
+    assert context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    (ca,) = context.get_ca_certs()
+    assert ca["subject"] == ((("commonName", "sandan test CA"),),)
