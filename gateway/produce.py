@@ -34,6 +34,7 @@ from aiokafka.errors import (
 
 from gateway.errors import UnavailableError
 from schemas.keys import murmur2_partition
+from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -160,6 +161,7 @@ class Producer:
             max_request_size=max(self._settings.max_message_bytes + 64 * 1024, 1024 * 1024),
             request_timeout_ms=30_000,
             retry_backoff_ms=200,
+            **aiokafka_security(self._settings),
         )
 
     async def _probe(self) -> None:

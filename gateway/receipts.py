@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError
 from gateway.cursor import Seen, select_page, start_offset
 from gateway.errors import GatewayError, UnavailableError
 from schemas.keys import murmur2_partition
+from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -79,6 +80,7 @@ class ReceiptReader:
         self._partition_count = partition_count
         self._broker_up = broker_up
         self._factory = factory
+        self._security = aiokafka_security(settings)  # one TLS context for the whole pool
         self._pool_size = pool_size
         self._idle: asyncio.Queue[Any] = asyncio.Queue()
         self._created = 0
@@ -127,6 +129,7 @@ class ReceiptReader:
             fetch_max_wait_ms=fetch_max_wait_ms,
             max_partition_fetch_bytes=max(self._settings.max_message_bytes, 1024 * 1024) * 2,
             request_timeout_ms=10_000,
+            **self._security,
         )
 
     # -- reading ---------------------------------------------------------------------------

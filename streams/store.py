@@ -18,8 +18,9 @@ the old entry when the caller says where it was (``replaces_due_ms``); an entry 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import BlockBasedOptions, DBCompressionType, Options, Rdict, WriteBatch, WriteOptions
@@ -129,12 +130,19 @@ class Store:
         stored = self._db.get(b"c" + _U16.pack(partition))
         return _U64.unpack(stored)[0] if stored else 0
 
-    async def restore(self, brokers: str, partitions: set[int]) -> int:
-        """Apply the committed changelog past each partition's checkpoint; return the count."""
+    async def restore(
+        self, brokers: str, partitions: set[int], *, security: Mapping[str, Any] | None = None
+    ) -> int:
+        """Apply the committed changelog past each partition's checkpoint; return the count.
+
+        ``security``: the client options of the worker's security settings
+        (``streams.kafka_security.aiokafka_security``); none is plaintext.
+        """
         if not partitions:
             return 0
         consumer = AIOKafkaConsumer(
             bootstrap_servers=brokers,
+            **(security or {}),
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from schemas.documents import DocType
+from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
 __all__ = ("INPUT_KINDS", "Topics", "create_topics")
@@ -67,7 +68,11 @@ async def create_topics(settings: Settings) -> list[str]:
         )
         for name in topics.all()
     ]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.brokers, request_timeout_ms=30000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.brokers,
+        request_timeout_ms=30000,
+        **aiokafka_security(settings),
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
