@@ -105,6 +105,10 @@ _DECLARED_ENCODING = re.compile(
     rb"(?:\xef\xbb\xbf)?<\?xml[ \t\r\n][^>]*?encoding[ \t\r\n]*=[ \t\r\n]*[\"']([^\"']*)[\"']"
 )
 _DECLARATIONS = (b"<?xml", b"\xef\xbb\xbf<?xml")
+_UTF8_DECLARATIONS = (  # lxml's and the standard's samples'
+    b"<?xml version='1.0' encoding='UTF-8'?>",
+    b'<?xml version="1.0" encoding="UTF-8"?>',
+)
 _BOMS = (  # the UTF-32 marks first: UTF-32 LE's starts with UTF-16 LE's
     (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"),
     (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
@@ -172,6 +176,9 @@ _LAYOUTS = {
 }
 _LINE = f"{_NS}OrderList"
 _LINE_FIELDS = _field_tags(OrderLine)
+_LINE_NAME = _LINE_FIELDS.get
+# gnum's usual texts, read as _integer reads them (a dict lookup costs less than its checks)
+_NUMBERS: dict[str | None, int] = {str(number): number for number in range(100)}
 _TRANSFER = f"{_NS}BaseTransfer"
 _TRANSFER_FIELDS = _field_tags(_BaseTransfer)
 # Whether any field element of a node holds elements: then the nodes are read field by field.
@@ -246,7 +253,11 @@ def _checked_bytes(raw: bytes | None, max_bytes: int) -> bytes:
         for bom, name in _BOMS:
             if raw.startswith(bom):
                 raise SchemaError(f"{_NOT_UTF8}: a {name} byte order mark (byte 0) - at `$`")
-    if raw.startswith(_DECLARATIONS) and (declared := _DECLARED_ENCODING.match(raw)):
+    if (
+        raw.startswith(_DECLARATIONS)
+        and not raw.startswith(_UTF8_DECLARATIONS)  # the usual ones: no regex needed
+        and (declared := _DECLARED_ENCODING.match(raw))
+    ):
         encoding = declared[1].decode("ascii", "replace")
         if encoding.lower() not in ("utf-8", "utf8"):
             msg = f"{_NOT_UTF8}: the XML declaration names encoding {encoding!r} - at `$`"
@@ -345,26 +356,34 @@ def _document(layout: _Layout, element: Any, nested: bool) -> Document:
     """
     head: dict[Any, Any] | None = None
     lines: list[dict[Any, Any]] = []
-    head_name, line_name = layout.fields.get, _LINE_FIELDS.get  # bound once: they run per field
+    head_tag, head_name = layout.head, layout.fields.get  # bound once: they run per field
+    line_tag = _LINE if layout.lines else None  # another node's OrderList is no field: ignored
     for part in element[:]:  # (a list, made in C, iterates faster than the element)
         tag = part.tag
-        if tag == layout.head:
+        if tag == line_tag:
+            fields = part[:]
+            line: dict[Any, Any] = {_LINE_NAME(f.tag): f.text or "" for f in fields}
+            if nested or len(line) != len(fields):
+                line = _checked_texts(part, _LINE_FIELDS, f"$.orderList[{len(lines)}]")
+            elif None in line:
+                del line[None]
+            if (number := _NUMBERS.get(line.get("gnum"))) is not None:
+                line["gnum"] = number
+            else:
+                _integer(line, "gnum")
+            lines.append(line)
+        elif tag == head_tag:
             if head is not None:
                 raise _NodeError(f"expected one {tag[len(_NS) :]} element, got more - at `$`")
-            head = {head_name(c.tag): c.text or "" for c in part[:]}
-            if nested or len(head) != len(part):
+            fields = part[:]
+            head = {head_name(f.tag): f.text or "" for f in fields}
+            if nested or len(head) != len(fields):
                 head = _checked_texts(part, layout.fields, "$")
-            head.pop(None, None)
-        elif tag == _LINE and layout.lines:
-            line: dict[Any, Any] = {line_name(c.tag): c.text or "" for c in part[:]}
-            if nested or len(line) != len(part):
-                line = _checked_texts(part, _LINE_FIELDS, f"$.orderList[{len(lines)}]")
-            line.pop(None, None)
-            _integer(line, "gnum")
-            lines.append(line)
+            elif None in head:
+                del head[None]
     if head is None:
-        raise _NodeError(f"expected one {layout.head[len(_NS) :]} element, got none - at `$`")
-    if layout.lines:
+        raise _NodeError(f"expected one {head_tag[len(_NS) :]} element, got none - at `$`")
+    if line_tag:
         head["orderList"] = lines
     else:
         _integer(head, "packNo")  # a waybill's; a payment has no field of that name
@@ -375,7 +394,7 @@ def _document(layout: _Layout, element: Any, nested: bool) -> Document:
 def _checked_texts(element: Any, tags: dict[str, str], path: str) -> dict[Any, Any]:
     """Field name -> text, refusing a repeated field element or one holding elements."""
     fields: dict[str, Any] = {}
-    for child in element:
+    for child in element[:]:
         name = tags.get(child.tag)
         if name is None:
             continue  # not a field of this type: ignored, like an unknown JSON field

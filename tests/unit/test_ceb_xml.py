@@ -511,6 +511,15 @@ def test_utf8_declarations_and_bom_accepted():
         assert len(decode_message("order", b"\xef\xbb\xbf" + start + VALID, MAX_BYTES).nodes) == 1
 
 
+@pytest.mark.parametrize("declaration", ceb_xml._UTF8_DECLARATIONS)
+def test_the_usual_declarations_skip_the_encoding_regex(declaration):
+    """They are taken as UTF-8 without a look at the regex: it would say the same."""
+    declared = ceb_xml._DECLARED_ENCODING.match(declaration)
+    assert declared is not None
+    assert declared[1].lower() in (b"utf-8", b"utf8")
+    assert len(decode_message("order", declaration + b"\n" + VALID, MAX_BYTES).nodes) == 1
+
+
 def test_oversize_rejected():
     assert reject("order", VALID, len(VALID) - 1) == (
         f"message of {len(VALID)} bytes exceeds the limit of {len(VALID) - 1} bytes - at `$`"
