@@ -13,16 +13,12 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
-from typing import TypeAlias
 
-from aiokafka import ConsumerRecord, TopicPartition
+from streams.records import Record, TopicPartition
 
 __all__ = ("ArrivalBuffer",)
 
 _timestamp = attrgetter("timestamp")
-
-Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
-
 
 class ArrivalBuffer:
     """Fetched records per partition, released in timestamp order up to a watermark."""

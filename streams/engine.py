@@ -1,4 +1,5 @@
-"""The batched, transactional loop that drives the stages (all of sandan's Kafka I/O).
+"""The batched, transactional loop that drives the stages (all of sandan's Kafka I/O but the
+changelog restore).
 
 One iteration: poll a batch of records from every assigned partition, let the pipeline turn the
 documents that arrived by the watermark (in arrival order, streams/arrivals.py), the internal
@@ -7,9 +8,18 @@ consumed offsets in **one Kafka transaction**. Only after the commit does the pi
 state changes durable in the local store, so the local store never holds anything the changelog
 does not (the Kafka Streams EOS model: the changelog is the truth, RocksDB a cache of it).
 
-A rebalance waits for the batch in flight to commit (``lock``) before partitions move. Outputs
-are produced as one record batch per partition: aiokafka's per-record ``send`` took an eighth
-of the worker's time in the profile.
+The clients are confluent-kafka's (librdkafka), for one property aiokafka lacks: a zombie is
+fenced (KIP-447). Every transaction commits offsets with the consumer's group metadata, so a
+worker that stalled past its session timeout while its partitions moved on cannot commit
+anything: the group coordinator refuses its offsets (stale generation), the transaction aborts
+and the worker exits for a restart. A new owner first reads the committed offsets, which a
+read_committed consumer asks for as *stable* (the broker answers once no transaction of the
+previous owner is pending on them), and only then restores the partitions' state, so it never
+starts from a changelog a late commit would still change. Why this and not aiokafka:
+docs/fencing.md.
+
+Rebalance callbacks run inside ``consume()``, between two steps, on the consumer's own thread;
+they hand the restore to the event loop and wait for it.
 """
 
 from __future__ import annotations
@@ -17,16 +27,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as KafkaPartition
 
 from schemas.keys import murmur2_partition
 from streams.arrivals import ArrivalBuffer
+from streams.records import Record, TopicPartition
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, Topics
 
@@ -35,21 +48,28 @@ __all__ = ("Engine", "Output", "Pipeline")
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_BATCH = 20_000  # fetched per poll
-# Processed per step (one transaction) at most: a step holds the event loop, so the group's
-# heartbeats wait for it. A worker draining a backlog spends up to ~120 us a record: 20,000
-# take 2-3 s against the 10 s session timeout (60,000 overran it once in a measured run).
+# Processed per step (one transaction) at most: a long step delays the timers and the commit
+# of everything behind it. A worker draining a backlog spends up to ~120 us a record: 20,000
+# take 2-3 s.
 MAX_RECORDS_PER_STEP = 20_000
-POLL_TIMEOUT_MS = 100
+POLL_TIMEOUT = 0.1  # seconds
 # The broker answers a fetch once this much is there or FETCH_MAX_WAIT_MS passed: under load a
 # batch (and its transaction) holds about this much, not just what came since the last one;
 # a light load waits at most the time, once per hop (a ticket's ledger round trip is 3 hops).
 FETCH_MIN_BYTES = 512 * 1024
 FETCH_MAX_WAIT_MS = 50
+FETCH_MAX_BYTES = 64 * 1024 * 1024
 MAX_BUFFERED = 10_000  # records held back per partition before its fetching pauses
+TRANSACTION_TIMEOUT_MS = 30_000
+# A new owner waits for the previous owner's pending transaction (at most its timeout) before
+# it reads the committed offsets; the client calls below are bounded by the same margin.
+CLIENT_TIMEOUT = 2 * TRANSACTION_TIMEOUT_MS / 1000
+START_RETRY = 5.0  # seconds between attempts while the brokers cannot be reached at start
 
 
 class Output(NamedTuple):
-    """One record to produce; ``partition`` None lets the producer's partitioner choose."""
+    """One record to produce; ``partition`` None: where Kafka's default partitioner puts it
+    (murmur2 of the key; round robin without a key)."""
 
     topic: str
     key: bytes | None
@@ -62,9 +82,7 @@ class Output(NamedTuple):
 class Pipeline(Protocol):
     """What the engine drives: pure batch processing plus the state lifecycle."""
 
-    def process(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int, arrived_ms: int
-    ) -> list[Output]:
+    def process(self, records: Sequence[Record], now_ms: int, arrived_ms: int) -> list[Output]:
         """Turn a batch of records (maybe none) and the timers due by ``arrived_ms`` (every
         document that arrived before it has been consumed) into outputs, decided at
         ``now_ms``, keeping the state changes pending."""
@@ -83,24 +101,6 @@ class Pipeline(Protocol):
         """Partitions no longer owned: release their state."""
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base class
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        async with self._engine.lock:  # the batch in flight commits first
-            self._engine.forget(revoked)
-            partitions = {tp.partition for tp in revoked}
-            self._engine.assignment -= partitions
-            await self._engine.pipeline.revoke(partitions)
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        async with self._engine.lock:
-            partitions = {tp.partition for tp in assigned}
-            await self._engine.pipeline.assign(partitions)
-            self._engine.assignment |= partitions
-
-
 class Engine:
     """Consumer, transactional producer and the loop between them."""
 
@@ -108,90 +108,200 @@ class Engine:
         self.settings = settings
         self.topics = Topics(settings)
         self.pipeline = pipeline
-        self.lock = asyncio.Lock()
         self.group_id = settings.topic("sandan")
+        self.transactional_id = f"{settings.topic_prefix}sandan-{settings.worker_id}"
         self.batches = 0
         self.records = 0
+        self._transactions = 0
         self.assignment: set[int] = set()
         self._partition_counts: dict[str, int] = {}
         self._arrival_topics = {*self.topics.inputs, self.topics.repartition}
         self._last_arrival: dict[TopicPartition, int] = {}
+        self._fetched: set[TopicPartition] = set()  # fetched at least once since assigned
+        self._caught_up: set[TopicPartition] = set()  # the last fetch reached the stable end
+        self._committed: dict[TopicPartition, int] = {}  # the next offset to consume
         self._arrivals = ArrivalBuffer()
         self._paused: set[TopicPartition] = set()
         self._round_robin = 0
         self._held = False
         self._stopping = False
+        self._done = asyncio.Event()
+        # Every consumer call runs on this one thread, rebalance callbacks included.
+        self._consumer_thread = ThreadPoolExecutor(1, thread_name_prefix="sandan-consumer")
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect; the clients are made here, inside the running event loop."""
+        """Connect, waiting for the brokers as long as it takes (saying so every few seconds):
+        a deployment must not depend on starting the brokers first."""
+        self._loop = asyncio.get_running_loop()
         settings = self.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.brokers,
-            group_id=self.group_id,
-            # Static membership: a worker restarted with the same id takes its partitions
-            # back at once, without waiting for its dead predecessor's session to time out.
-            group_instance_id=f"sandan-{settings.worker_id}",
-            client_id=f"sandan-{settings.worker_id}",
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-            fetch_max_bytes=64 * 1024 * 1024,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            fetch_min_bytes=FETCH_MIN_BYTES,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
-            rebalance_timeout_ms=60_000,
-        )
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.brokers,
-            client_id=f"sandan-{settings.worker_id}",
-            transactional_id=f"{settings.topic_prefix}sandan-{settings.worker_id}",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_batch_size=1024 * 1024,
-            max_request_size=2 * MAX_MESSAGE_BYTES,
-            transaction_timeout_ms=30_000,
+        common = {
+            "bootstrap.servers": settings.brokers,
+            "client.id": f"sandan-{settings.worker_id}",
+            "error_cb": _log_client_error,
+        }
+        self.producer = Producer(
+            {
+                **common,
+                "transactional.id": self.transactional_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "batch.size": 1024 * 1024,
+                "message.max.bytes": 2 * MAX_MESSAGE_BYTES,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "queue.buffering.max.messages": 1_000_000,
+                "queue.buffering.max.kbytes": 1024 * 1024,
+            }
         )
         # The transactional producer starts first: initialising its id aborts whatever a
         # crashed predecessor with the same id left open, before any state is restored.
-        await self.producer.start()
-        self.consumer.subscribe(list(self.topics.consumed), listener=_Rebalance(self))
-        await self.consumer.start()
+        while True:
+            try:
+                await asyncio.to_thread(self.producer.init_transactions, START_RETRY)
+                break
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal() or not (error.retriable() or _is_timeout(error)):
+                    raise
+                log.warning(
+                    "waiting for the brokers at %s (transactional id %s): %s",
+                    settings.brokers,
+                    self.transactional_id,
+                    error.str(),
+                )
+        self.consumer = Consumer(
+            {
+                **common,
+                "group.id": self.group_id,
+                # Static membership: a worker restarted with the same id takes its partitions
+                # back at once, without waiting for its dead predecessor's session to time out.
+                "group.instance.id": f"sandan-{settings.worker_id}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+                "enable.partition.eof": True,  # tells when a partition is caught up
+                "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
+                "fetch.max.bytes": FETCH_MAX_BYTES,
+                "receive.message.max.bytes": FETCH_MAX_BYTES + 1024 * 1024,
+                "fetch.wait.max.ms": FETCH_MAX_WAIT_MS,
+                "fetch.min.bytes": FETCH_MIN_BYTES,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                "max.poll.interval.ms": 300_000,
+            }
+        )
+        self.consumer.subscribe(
+            list(self.topics.consumed),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
 
     async def stop(self) -> None:
+        """Stop after the step in flight; close the consumer (a static member's session ends
+        by its timeout, so a restart with the same id takes its partitions back)."""
         self._stopping = True
-        await self.consumer.stop()
-        await self.producer.stop()
+        if self._loop is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), CLIENT_TIMEOUT)
+        consumer = getattr(self, "consumer", None)
+        if consumer is not None:
+            await asyncio.get_running_loop().run_in_executor(self._consumer_thread, consumer.close)
+        self._consumer_thread.shutdown(wait=False)
 
     async def run(self) -> None:
         """Process batches until stopped; an infrastructure error ends the run (and the worker)."""
-        while not self._stopping:
-            batch = await self.consumer.getmany(
-                timeout_ms=0 if self._held else POLL_TIMEOUT_MS,
-                max_records=MAX_RECORDS_PER_BATCH,
-            )
-            async with self.lock:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stopping:
+                timeout = 0 if self._held else POLL_TIMEOUT
+                batch = await loop.run_in_executor(self._consumer_thread, self._poll, timeout)
                 await self._step(batch)
+        finally:
+            self._done.set()
 
-    async def _step(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    # -- the consumer's thread ---------------------------------------------------------------
+
+    def _poll(self, timeout: float) -> dict[TopicPartition, list[Record]]:
+        """Fetch up to a batch; note which partitions reached their stable end."""
+        batch: dict[TopicPartition, list[Record]] = {}
+        caught_up, fetched = self._caught_up, self._fetched
+        for message in self.consumer.consume(MAX_RECORDS_PER_BATCH, timeout):
+            error = message.error()
+            tp = TopicPartition(message.topic(), message.partition())  # type: ignore[arg-type]
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    caught_up.add(tp)
+                    fetched.add(tp)
+                    continue
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("fetching %s[%d]: %s", tp.topic, tp.partition, error.str())
+                continue
+            caught_up.discard(tp)
+            fetched.add(tp)
+            part = batch.get(tp)
+            if part is None:
+                part = batch[tp] = []
+            part.append(_record(message))
+        return batch
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        if not partitions:
+            return
+        # Stable offsets first (the previous owner's transaction resolved), then the state.
+        for tp in consumer.committed(partitions, timeout=CLIENT_TIMEOUT):
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            if tp.offset >= 0:
+                self._committed[TopicPartition(tp.topic, tp.partition)] = tp.offset
+        numbers = {tp.partition for tp in partitions}
+        started = time.monotonic()
+        self._in_loop(self.pipeline.assign(numbers))
+        self.assignment |= numbers
+        log.info(
+            "assigned partitions %s (restored in %.1f s)",
+            sorted(numbers),
+            time.monotonic() - started,
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        revoked = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        self.forget(revoked)
+        numbers = {tp.partition for tp in partitions}
+        self.assignment -= numbers
+        self._in_loop(self.pipeline.revoke(numbers))
+        log.info("revoked partitions %s", sorted(numbers))
+
+    def _in_loop(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` on the event loop (idle while ``consume()`` runs) and wait."""
+        loop = self._loop
+        if loop is None:
+            msg = "the engine was not started"
+            raise RuntimeError(msg)
+        asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    # -- one step ------------------------------------------------------------------------------
+
+    async def _step(self, batch: dict[TopicPartition, list[Record]]) -> None:
         """Process the internal records fetched and the documents that arrived by the watermark
         (in arrival order, see streams/arrivals.py), then the timers due by it."""
         now_ms = int(time.time() * 1000)
-        records: list[ConsumerRecord[bytes, bytes]] = []
+        records: list[Record] = []
         offsets: dict[TopicPartition, int] = {}
         for tp, part in batch.items():
-            if not part:
-                continue
             if tp.topic in self._arrival_topics:
                 self._arrivals.add(tp, part)
                 self._last_arrival[tp] = part[-1].timestamp
             else:
                 records.extend(part)
                 offsets[tp] = part[-1].offset + 1
-        watermark, lagging = await self._arrived_until(now_ms)
+        watermark, lagging = self._arrived_until(now_ms)
         until = watermark
         # Bounded (MAX_RECORDS_PER_STEP); the timers then run only up to what was released.
         room = max(MAX_RECORDS_PER_STEP - len(records), 0)
@@ -211,6 +321,7 @@ class Engine:
         except BaseException:
             self.pipeline.rollback()
             raise
+        self._committed.update(offsets)
         self.pipeline.commit(written)
         if records:
             self.batches += 1
@@ -219,7 +330,7 @@ class Engine:
     def _pause_overfull(self, fetched: Iterable[TopicPartition], until: int) -> None:
         """Stop fetching a partition whose records wait behind a lagging one; go on once its
         buffer drained. The partition the watermark waits for is never paused."""
-        consumer, buffered = self.consumer, self._arrivals.buffered
+        buffered = self._arrivals.buffered
         full = [
             tp
             for tp in fetched
@@ -228,11 +339,11 @@ class Engine:
             and self._last_arrival.get(tp) != until
         ]
         if full:
-            consumer.pause(*full)
+            self.consumer.pause([KafkaPartition(tp.topic, tp.partition) for tp in full])
             self._paused.update(full)
         drained = [tp for tp in self._paused if buffered(tp) <= MAX_BUFFERED // 2]
         if drained:
-            consumer.resume(*drained)
+            self.consumer.resume([KafkaPartition(tp.topic, tp.partition) for tp in drained])
             self._paused.difference_update(drained)
 
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
@@ -242,79 +353,170 @@ class Engine:
         for tp in revoked:
             self._last_arrival.pop(tp, None)
             self._paused.discard(tp)
+            self._fetched.discard(tp)
+            self._caught_up.discard(tp)
+            self._committed.pop(tp, None)
+
+    # -- the transaction ---------------------------------------------------------------------
 
     async def _produce_transaction(
         self, outputs: list[Output], offsets: dict[TopicPartition, int]
     ) -> dict[tuple[str, int], int]:
         """Produce ``outputs`` and commit the consumed ``offsets`` in one transaction; return
-        the last offset written per topic and partition."""
+        the last offset written per topic and partition.
+
+        The transaction carries the offsets of every assigned partition, not only of those
+        consumed from: a step that only fired timers is fenced like any other."""
         producer = self.producer
-        await producer.begin_transaction()
-        try:
-            sent = [
-                (await producer.send_batch(builder, topic, partition=partition), builder)
-                for (topic, partition), builder in await self._record_batches(outputs)
-            ]
-            if offsets:
-                await producer.send_offsets_to_transaction(offsets, self.group_id)
-            await producer.commit_transaction()
-        except BaseException:
-            log.exception("transaction failed; aborting it")
-            with contextlib.suppress(Exception):
-                await asyncio.shield(producer.abort_transaction())
-            raise
         written: dict[tuple[str, int], int] = {}
-        for future, builder in sent:
-            metadata = future.result()
-            last = metadata.offset + builder.record_count() - 1
-            where = (metadata.topic, metadata.partition)
-            written[where] = max(written.get(where, -1), last)
+        producer.begin_transaction()
+        try:
+            await self._produce(outputs, written)
+            positions = [
+                KafkaPartition(tp.topic, tp.partition, offset)
+                for tp, offset in {**self._committed, **offsets}.items()
+            ]
+            await asyncio.to_thread(self._commit, positions)
+        except BaseException as exc:
+            if _is_fenced(exc):
+                log.error(
+                    "fenced: this worker lost its partitions while it was stalled (%s); its "
+                    "transaction is aborted and none of its records will become visible",
+                    exc,
+                )
+            else:
+                log.exception("transaction failed; aborting it")
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.to_thread(producer.abort_transaction, CLIENT_TIMEOUT))
+            raise
         return written
 
-    async def _record_batches(self, outputs: list[Output]) -> list[tuple[tuple[str, int], Any]]:
-        """The outputs as record batches per topic and partition (one producer request each,
-        instead of aiokafka's per-record path); keyed records go where Kafka's default
-        partitioner would put them."""
-        builders: dict[tuple[str, int], Any] = {}
-        full: list[tuple[tuple[str, int], Any]] = []
-        for topic, key, value, chosen, headers, stamp in outputs:
-            partition = chosen
+    def _commit(self, positions: list[KafkaPartition]) -> None:
+        producer = self.producer
+        if producer.flush(CLIENT_TIMEOUT):  # serves the delivery reports too
+            msg = "the broker did not acknowledge the transaction's records in time"
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, msg))
+        self._transactions += 1
+        if self._transactions == self.settings.fault_stop_before_offsets:
+            # A test's stalled worker: its records are written, its offsets not yet sent.
+            log.warning("SANDAN_FAULT_STOP_BEFORE_OFFSETS: stopping myself mid-transaction")
+            os.kill(os.getpid(), signal.SIGSTOP)
+        if positions:
+            producer.send_offsets_to_transaction(
+                positions, self.consumer.consumer_group_metadata(), CLIENT_TIMEOUT
+            )
+        producer.commit_transaction(CLIENT_TIMEOUT)
+
+    async def _produce(self, outputs: list[Output], written: dict[tuple[str, int], int]) -> None:
+        """Produce every output to its partition; the last record of each partition reports
+        its offset into ``written``."""
+        placed: list[int] = []
+        last: dict[tuple[str, int], int] = {}
+        for index, output in enumerate(outputs):
+            partition = output.partition
             if partition is None:
+                topic = output.topic
                 count = self._partition_counts.get(topic) or await self._partition_count(topic)
-                if key is None:
+                if output.key is None:
                     self._round_robin += 1
                     partition = self._round_robin % count
                 else:
-                    partition = murmur2_partition(key, count)
-            where = (topic, partition)
-            builder = builders.get(where)
-            if builder is None:
-                builder = builders[where] = self.producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=stamp, headers=headers or []) is None:
-                full.append((where, builder))
-                builder = builders[where] = self.producer.create_batch()
-                builder.append(key=key, value=value, timestamp=stamp, headers=headers or [])
-        return [*full, *builders.items()]
+                    partition = murmur2_partition(output.key, count)
+            placed.append(partition)
+            last[(output.topic, partition)] = index
+        reports = set(last.values())
+        produce = self.producer.produce
 
-    async def _arrived_until(self, now_ms: int) -> tuple[int, bool]:
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                where = (message.topic(), message.partition())
+                written[where] = message.offset()  # type: ignore[index,assignment]
+
+        for index, (topic, key, value, _, headers, stamp) in enumerate(outputs):
+            kwargs: dict[str, Any] = {"partition": placed[index]}
+            if headers:
+                kwargs["headers"] = headers
+            if stamp is not None:
+                kwargs["timestamp"] = stamp
+            if index in reports:
+                kwargs["on_delivery"] = delivered
+            while True:
+                try:
+                    produce(topic, value, key, **kwargs)
+                    break
+                except BufferError:  # the client's queue is full: let it send
+                    await asyncio.to_thread(self.producer.poll, 0.05)
+
+    async def _partition_count(self, topic: str) -> int:
+        metadata = await asyncio.to_thread(self.producer.list_topics, topic, CLIENT_TIMEOUT)
+        count = len(metadata.topics[topic].partitions)
+        if not count:
+            msg = f"topic {topic} has no partitions (does it exist? see `sandan topics`)"
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, msg))
+        self._partition_counts[topic] = count
+        return count
+
+    # -- the watermark -------------------------------------------------------------------------
+
+    def _arrived_until(self, now_ms: int) -> tuple[int, bool]:
         """The watermark: the time up to which every document that arrived has been fetched
         (the clock where a partition is caught up, else the timestamp of the last record
         fetched from it, so a worker that lags closes no window early; 0 until every
         partition was fetched once), and whether some partition lags."""
         until, lagging = now_ms, False
-        consumer = self.consumer
-        for tp in consumer.assignment():
+        for kafka_tp in self.consumer.assignment():
+            tp = TopicPartition(kafka_tp.topic, kafka_tp.partition)
             if tp.topic not in self._arrival_topics:
                 continue
-            stable = consumer.last_stable_offset(tp)
-            if stable is None:
+            if tp not in self._fetched:
                 return 0, True
-            if await consumer.position(tp) < stable:
+            if tp not in self._caught_up:
                 lagging = True
                 until = min(until, self._last_arrival.get(tp, 0))
         return until, lagging
 
-    async def _partition_count(self, topic: str) -> int:
-        count = len(await self.producer.partitions_for(topic))
-        self._partition_counts[topic] = count
-        return count
+
+def _record(message: Message) -> Record:
+    return Record(
+        message.topic(),  # type: ignore[arg-type]
+        message.partition(),  # type: ignore[arg-type]
+        message.offset(),  # type: ignore[arg-type]
+        message.timestamp()[1],
+        message.key(),
+        message.value(),
+        tuple(message.headers() or ()),  # type: ignore[arg-type]
+    )
+
+
+_FENCED = frozenset(
+    {
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.FENCED_INSTANCE_ID,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+    }
+)
+
+
+def _is_fenced(exc: BaseException) -> bool:
+    """A stale group generation or producer epoch: a newer owner took over."""
+    return isinstance(exc, KafkaException) and exc.args[0].code() in _FENCED
+
+
+def _is_timeout(error: KafkaError) -> bool:
+    return error.code() in {
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+
+
+def _log_client_error(error: KafkaError) -> None:
+    """librdkafka's global errors (a broker unreachable, say): it retries by itself."""
+    if error.fatal():
+        log.error("Kafka client: %s", error.str())
+    else:
+        log.warning("Kafka client: %s", error.str())

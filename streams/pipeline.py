@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
-from aiokafka import ConsumerRecord
 
 from matchers import Limits
 from schemas.codec import encode_json
@@ -41,6 +40,7 @@ from schemas.receipts import Addressed, concluded, encode_receipt, returned
 from streams.engine import Output
 from streams.intake import Incoming, Origin, Refused, read, validate
 from streams.ledger import BuyerLedger, decide
+from streams.records import Record
 from streams.settings import Settings
 from streams.store import Store
 from streams.tickets import (
@@ -99,9 +99,7 @@ class SandanPipeline:
 
     # -- the batch ------------------------------------------------------------------------
 
-    def process(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]], now_ms: int, arrived_ms: int
-    ) -> list[Output]:
+    def process(self, records: Sequence[Record], now_ms: int, arrived_ms: int) -> list[Output]:
         topics = self.topics
         for record in records:
             topic = record.topic
@@ -111,16 +109,16 @@ class SandanPipeline:
             elif topic == topics.repartition:
                 self._on_repartitioned(record, now_ms)
             elif topic == topics.ledger:
-                self._on_ledger_request(record.partition, _decode_request(record.value), now_ms)
+                self._on_ledger_request(
+                    record.partition, _decode_request(record.value or b""), now_ms
+                )
             elif topic == topics.outcomes:
-                self._on_outcome(record.partition, _decode_outcome(record.value), now_ms)
+                self._on_outcome(record.partition, _decode_outcome(record.value or b""), now_ms)
         self._drain_ledger_inbox(now_ms)
         self._fire_timers(arrived_ms, now_ms)
         return self._flush()
 
-    def _on_input(
-        self, record: ConsumerRecord[bytes, bytes], doc_type: DocType, now_ms: int
-    ) -> None:
+    def _on_input(self, record: Record, doc_type: DocType, now_ms: int) -> None:
         source = Source(record.topic, record.partition, record.offset, record.timestamp)
         incoming = Incoming(doc_type, record.key, record.value, source)
         self._pending_counts[f"in.{doc_type}"] += 1
@@ -163,7 +161,7 @@ class SandanPipeline:
             )
         )
 
-    def _on_repartitioned(self, record: ConsumerRecord[bytes, bytes], now_ms: int) -> None:
+    def _on_repartitioned(self, record: Record, now_ms: int) -> None:
         headers = dict(record.headers)
         partition, offset, timestamp = _ORIGIN.unpack(headers["origin"])
         doc_type = self.topics.doc_type_of[headers["topic"].decode()]

@@ -100,6 +100,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        msg = f"expected 0 or a positive integer, got {text!r}"
+        raise ValueError(msg)
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 65535:  # noqa: PLR2004
@@ -198,6 +206,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_sasl_mechanism: SaslMechanism | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: Secret | None = None
+    fault_stop_before_offsets: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -319,6 +328,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "kafka_sasl_mechanism": _one_of(get_args(SaslMechanism)),
     "kafka_sasl_username": _nonempty,
     "kafka_sasl_password": _secret,
+    "fault_stop_before_offsets": _count,
 }
 
 SETTINGS_HELP = {
@@ -354,4 +364,9 @@ SETTINGS_HELP = {
     "SANDAN_KAFKA_SASL_MECHANISM": ("none", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
     "SANDAN_KAFKA_SASL_USERNAME": ("none", "SASL user name"),
     "SANDAN_KAFKA_SASL_PASSWORD": ("none", "SASL password (never logged)"),
+    "SANDAN_FAULT_STOP_BEFORE_OFFSETS": (
+        "0",
+        "tests only: the worker stops itself (SIGSTOP) before the offsets of its Nth "
+        "transaction; 0 is off",
+    ),
 }

@@ -43,10 +43,12 @@ class Deployment:
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
 
-    def worker(self, name: str = "w1") -> Worker:
-        """A new worker process (same data dir for the same name, so restarts keep state)."""
+    def worker(self, name: str = "w1", **settings: str) -> Worker:
+        """A new worker process (same data dir for the same name, so restarts keep state),
+        with ``settings`` on top of the deployment's."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
         env.update(self.env_settings)
+        env.update(settings)
         env["SANDAN_DATA_DIR"] = str(self.tmp / f"data-{name}")
         worker = Worker(env=env, log_path=self.tmp / f"{name}.log")
         self.workers.append(worker)

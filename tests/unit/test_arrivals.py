@@ -3,11 +3,11 @@ which order, and which offsets it commits."""
 
 from __future__ import annotations
 
-from aiokafka import ConsumerRecord, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.arrivals import ArrivalBuffer
+from streams.records import Record, TopicPartition
 
 ORDERS = TopicPartition("cbec.order", 0)
 PAYMENTS = TopicPartition("cbec.payment", 0)
@@ -15,14 +15,13 @@ WAYBILLS = TopicPartition("cbec.logistics", 0)
 PARTITIONS = (ORDERS, PAYMENTS, WAYBILLS)
 
 
-def records(tp: TopicPartition, timestamps: list[int], first: int = 0) -> list[ConsumerRecord]:
+def records(tp: TopicPartition, timestamps: list[int], first: int = 0) -> list[Record]:
     return [
-        ConsumerRecord(tp.topic, tp.partition, first + i, ts, 0, None, b"", None, 0, 0, ())
-        for i, ts in enumerate(timestamps)
+        Record(tp.topic, tp.partition, first + i, ts, None, b"") for i, ts in enumerate(timestamps)
     ]
 
 
-def where(released: list[ConsumerRecord]) -> list[tuple[str, int, int]]:
+def where(released: list[Record]) -> list[tuple[str, int, int]]:
     return [(r.topic, r.offset, r.timestamp) for r in released]
 
 
@@ -98,8 +97,8 @@ def test_every_record_is_released_once_in_partition_order_and_sorted_when_in_ord
 ) -> None:
     """Each fetch's records come after the partition's earlier ones in time, as they arrive."""
     buffer = ArrivalBuffer()
-    fetched: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in PARTITIONS}
-    released: list[ConsumerRecord] = []
+    fetched: dict[TopicPartition, list[Record]] = {tp: [] for tp in PARTITIONS}
+    released: list[Record] = []
     committed: dict[TopicPartition, int] = {}
     for (tp, steps), until in zip(fetches, watermarks * len(fetches), strict=False):
         last = fetched[tp][-1].timestamp if fetched[tp] else 0
@@ -152,7 +151,7 @@ def test_limited_releases_give_what_one_release_gives(stamps: list[list[int]], l
         whole.add(tp, batch)
         limited.add(tp, batch)
     expected, _ = whole.release(30)
-    got: list[ConsumerRecord] = []
+    got: list[Record] = []
     while True:
         part, _ = limited.release(30, limit)
         assert len(part) <= limit

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from schemas.codec import decode_document
 from schemas.errors import SchemaError
 from streams.engine import Output
 from streams.pipeline import SandanPipeline
+from streams.records import Record
 from streams.settings import Settings
 from tests.factories import as_bytes, order_dict, payment_dict
 from tests.integration.receipts import receipt
@@ -50,9 +50,7 @@ class Harness:
 
     def feed(self, topic: str, value: bytes, at_ms: int, key: bytes | None = None) -> list[Output]:
         self.offset += 1
-        record = ConsumerRecord(
-            self.settings.topic(topic), 0, self.offset, at_ms, 0, key, value, None, 0, 0, []
-        )
+        record = Record(self.settings.topic(topic), 0, self.offset, at_ms, key, value)
         return self.step([record], at_ms)
 
     def step(self, records: list[Any], now_ms: int) -> list[Output]:
