@@ -20,6 +20,7 @@ __all__ = ("ArrivalBuffer",)
 
 _timestamp = attrgetter("timestamp")
 
+
 class ArrivalBuffer:
     """Fetched records per partition, released in timestamp order up to a watermark."""
 

@@ -39,6 +39,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from schemas.keys import murmur2_partition
 from streams.arrivals import ArrivalBuffer
+from streams.kafka_security import librdkafka_security
 from streams.records import Record, TopicPartition
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, Topics
@@ -138,6 +139,7 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         settings = self.settings
         common = {
+            **librdkafka_security(settings),
             "bootstrap.servers": settings.brokers,
             "client.id": f"sandan-{settings.worker_id}",
             "error_cb": _log_client_error,

@@ -39,6 +39,7 @@ from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded, encode_receipt, returned
 from streams.engine import Output
 from streams.intake import Incoming, Origin, Refused, read, validate
+from streams.kafka_security import aiokafka_security
 from streams.ledger import BuyerLedger, decide
 from streams.records import Record
 from streams.settings import Settings
@@ -348,9 +349,9 @@ class SandanPipeline:
         self._pending_counts.clear()
 
     async def assign(self, partitions: set[int]) -> None:
-        brokers = self.settings.brokers
-        restored = await self.tickets.restore(brokers, partitions)
-        restored += await self.ledger.restore(brokers, partitions)
+        brokers, security = self.settings.brokers, aiokafka_security(self.settings)
+        restored = await self.tickets.restore(brokers, partitions, security=security)
+        restored += await self.ledger.restore(brokers, partitions, security=security)
         self.counts["restored"] += restored
         self.partitions |= partitions
 
