@@ -67,9 +67,6 @@ group.initial.rebalance.delay.ms=0
 transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
 log.flush.interval.messages=9223372036854775807
 delete.topic.enable=true
-# aiokafka speaks transactions v1: with the broker-side verification of KIP-890 its produce
-# requests race the AddPartitionsToTxn they follow and are bounced as NOT_ENOUGH_REPLICAS.
-transaction.partition.verification.enable=false
 message.max.bytes=8388608
 PROPS
 }

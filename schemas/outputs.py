@@ -35,7 +35,7 @@ DivertCode = Literal[
     "AMBIGUOUS_WAYBILL",
 ]
 RejectionCode = Literal[
-    "SCHEMA", "STALE", "DUPLICATE", "UNKNOWN_DOCUMENT", "TICKET_RELEASED", "DRAFT"
+    "SCHEMA", "STALE", "DUPLICATE", "UNKNOWN_DOCUMENT", "TICKET_RELEASED", "DRAFT", "INTERNAL"
 ]
 
 
@@ -103,7 +103,7 @@ class Rejection(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 
     code: RejectionCode
     detail: str
-    docType: DocType  # noqa: N815
+    docType: DocType | None  # noqa: N815  # None only for INTERNAL on an internal topic
     guid: str | None = None
     orderNo: str | None = None  # noqa: N815
     ebpCode: str | None = None  # noqa: N815

@@ -213,6 +213,9 @@ def returned(
 ) -> Addressed:
     """The document was not accepted (``100``): the rejection's code and detail."""
     kind = rejection.docType
+    if kind is None:
+        msg = "a rejection of one of sandan's internal records has no sender to answer"
+        raise ValueError(msg)
     if kind == "order":
         keys = _Keys(rejection.ebpCode, None, rejection.orderNo)
     elif kind == "payment":

@@ -23,6 +23,7 @@ delivered it.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from pathlib import Path
 import msgspec
 
 from matchers import Limits
-from schemas.codec import encode_json
+from schemas.codec import encode_json, readable_fields
 from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
 from schemas.keys import murmur2_partition
@@ -57,7 +58,10 @@ from streams.topics import Topics
 
 __all__ = ("SandanPipeline",)
 
+log = logging.getLogger(__name__)
+
 MAX_TIMERS_PER_BATCH = 5_000
+MAX_POISONED_PER_BATCH = 100  # records of one batch set aside as INTERNAL at most
 GROUP_CACHE = 10_000  # committed groups kept decoded, the latest written
 _ORIGIN = struct.Struct(">iqq")  # partition, offset, timestamp of the original record
 
@@ -66,6 +70,14 @@ _decode_group = msgspec.msgpack.Decoder(Group).decode
 _decode_ledger = msgspec.msgpack.Decoder(BuyerLedger).decode
 _decode_request = msgspec.msgpack.Decoder(LedgerRequest).decode
 _decode_outcome = msgspec.msgpack.Decoder(Outcome).decode
+
+
+class _PoisonRecordError(Exception):
+    """Handling the batch's record at ``index`` raised ``error``."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
 
 
 def _group_due(value: bytes) -> int | None:
@@ -101,23 +113,89 @@ class SandanPipeline:
     # -- the batch ------------------------------------------------------------------------
 
     def process(self, records: Sequence[Record], now_ms: int, arrived_ms: int) -> list[Output]:
-        topics = self.topics
-        for record in records:
-            topic = record.topic
-            doc_type = topics.doc_type_of.get(topic)
-            if doc_type is not None:
-                self._on_input(record, doc_type, now_ms)
-            elif topic == topics.repartition:
-                self._on_repartitioned(record, now_ms)
-            elif topic == topics.ledger:
-                self._on_ledger_request(
-                    record.partition, _decode_request(record.value or b""), now_ms
+        """The batch's outputs. A record whose handling raises is a poison record: the batch
+        is rolled back and handled again without it, and it goes to ``cbec.rejected`` as
+        ``INTERNAL`` with its original bytes; the other records come out as if it had not
+        been there. More than ``MAX_POISONED_PER_BATCH`` is not poison but a broken worker:
+        the error goes on (the engine stops)."""
+        poisoned: list[tuple[Record, Exception]] = []
+        while True:
+            try:
+                outputs = self._process(records, now_ms, arrived_ms)
+            except _PoisonRecordError as poison:
+                self.rollback()
+                record = records[poison.index]
+                poisoned.append((record, poison.error))
+                log.error(
+                    "record %s[%d]@%d failed (%s); it goes to %s as INTERNAL",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    type(poison.error).__name__,
+                    self.topics.rejected,
+                    exc_info=poison.error,
                 )
-            elif topic == topics.outcomes:
-                self._on_outcome(record.partition, _decode_outcome(record.value or b""), now_ms)
+                if len(poisoned) > MAX_POISONED_PER_BATCH:
+                    msg = f"more than {MAX_POISONED_PER_BATCH} records of one batch failed"
+                    raise RuntimeError(msg) from poison.error
+                records = [*records[: poison.index], *records[poison.index + 1 :]]
+                continue
+            for record, error in poisoned:
+                outputs += self._internal_rejection(record, error, now_ms)
+            return outputs
+
+    def _process(self, records: Sequence[Record], now_ms: int, arrived_ms: int) -> list[Output]:
+        topics = self.topics
+        for index, record in enumerate(records):
+            try:
+                topic = record.topic
+                doc_type = topics.doc_type_of.get(topic)
+                if doc_type is not None:
+                    self._on_input(record, doc_type, now_ms)
+                elif topic == topics.repartition:
+                    self._on_repartitioned(record, now_ms)
+                elif topic == topics.ledger:
+                    request = _decode_request(record.value or b"")
+                    self._on_ledger_request(record.partition, request, now_ms)
+                elif topic == topics.outcomes:
+                    outcome = _decode_outcome(record.value or b"")
+                    self._on_outcome(record.partition, outcome, now_ms)
+            except Exception as exc:
+                raise _PoisonRecordError(index, exc) from exc
         self._drain_ledger_inbox(now_ms)
         self._fire_timers(arrived_ms, now_ms)
         return self._flush()
+
+    def _internal_rejection(self, record: Record, error: Exception, now_ms: int) -> list[Output]:
+        """The ``INTERNAL`` rejection of a poison record (and, for a document whose sender can
+        be read, its receipt)."""
+        headers = dict(record.headers)
+        topic = record.topic
+        doc_type = self.topics.doc_type_of.get(topic)
+        if topic == self.topics.repartition and "topic" in headers:
+            doc_type = self.topics.doc_type_of.get(headers["topic"].decode(errors="replace"))
+        detail = (
+            f"sandan failed on this record ({type(error).__name__}); it was set aside so the "
+            "stream goes on: see the worker's log at this source"
+        )
+        raw = record.value or b""
+        fields = readable_fields(raw) if doc_type is not None else {}
+        rejection = Rejection(
+            code="INTERNAL",
+            detail=detail,
+            docType=doc_type,
+            source=Source(topic, record.partition, record.offset, record.timestamp),
+            raw=raw,
+            **fields,  # type: ignore[arg-type]  # the str key fields
+        )
+        self._pending_counts["rejected.INTERNAL"] += 1
+        outputs = [Output(self.topics.rejected, record.key, encode_json(rejection))]
+        if doc_type is not None and rejection.guid is not None:
+            addressed = returned(rejection, cop_code=None, xml=False, ticket=None, now_ms=now_ms)
+            self._pending_counts[f"receipt.{addressed.receipt.returnStatus}"] += 1
+            key, value, receipt_headers = encode_receipt(addressed)
+            outputs.append(Output(self.topics.receipt, key, value, None, receipt_headers))
+        return outputs
 
     def _on_input(self, record: Record, doc_type: DocType, now_ms: int) -> None:
         source = Source(record.topic, record.partition, record.offset, record.timestamp)
