@@ -4,6 +4,7 @@ page with a cursor that survives a restart, and a broker outage gives 503s, then
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from confluent_kafka import Producer
 
 from gateway.cursor import decode_cursor
 from gateway.keys import add_key
@@ -279,22 +280,30 @@ async def produce_receipts(
     transaction: str | None = None,
     abort: bool = False,
 ) -> None:
-    """(code, value, content type) records on the receipt topic, in a transaction or plain."""
-    producer = AIOKafkaProducer(bootstrap_servers=brokers, transactional_id=transaction)
-    await producer.start()
-    try:
+    """(code, value, content type) records on the receipt topic, in a transaction (as the
+    workers write them, with the workers' client) or plain."""
+
+    def send() -> None:
+        config = {"bootstrap.servers": brokers, "partitioner": "murmur2_random"}  # as Java
         if transaction:
-            await producer.begin_transaction()
+            config["transactional.id"] = transaction
+        producer = Producer(config)
+        if transaction:
+            producer.init_transactions(30)
+            producer.begin_transaction()
         for code, value, content_type in receipts:
-            await producer.send(
-                topic, value, key=code.encode(), headers=[("content-type", content_type.encode())]
-            )
-        if transaction:
-            await (producer.abort_transaction() if abort else producer.commit_transaction())
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("content-type", content_type.encode())
+            ]
+            producer.produce(topic, value, code.encode(), headers=headers)
+        if not transaction:
+            assert producer.flush(30) == 0
+        elif abort:
+            producer.abort_transaction(30)
         else:
-            await producer.flush()
-    finally:
-        await producer.stop()
+            producer.commit_transaction(30)
+
+    await asyncio.to_thread(send)
 
 
 def page(
