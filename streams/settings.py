@@ -188,6 +188,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     partitions: int = 12
     window: float = 24 * 3600.0
     retention: float = 7 * 86400.0
+    released_horizon: float = 180 * 86400.0
     single_limit: Decimal = Decimal(5000)
     annual_limit: Decimal = Decimal(26000)
     data_dir: Path = Path("data")
@@ -230,6 +231,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         settings = cls(**values)
         if settings.window > settings.retention:
             msg = "SANDAN_WINDOW must not be longer than SANDAN_RETENTION"
+            raise SettingsError(msg)
+        if settings.released_horizon < settings.retention:
+            msg = "SANDAN_RELEASED_HORIZON must not be shorter than SANDAN_RETENTION"
             raise SettingsError(msg)
         _check_kafka_security(settings)
         if not settings.worker_id:
@@ -310,6 +314,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "partitions": _positive_int,
     "window": parse_duration,
     "retention": parse_duration,
+    "released_horizon": parse_duration,
     "single_limit": _amount,
     "annual_limit": _amount,
     "data_dir": Path,
@@ -337,6 +342,11 @@ SETTINGS_HELP = {
     "SANDAN_PARTITIONS": ("12", "partitions of the topics `sandan topics` creates"),
     "SANDAN_WINDOW": ("24h", "time a ticket waits for its three documents"),
     "SANDAN_RETENTION": ("7d", "time a ticket is kept after its first document"),
+    "SANDAN_RELEASED_HORIZON": (
+        "180d",
+        "time a released ticket is remembered after its first document, a document resent "
+        "for it rejected (at least SANDAN_RETENTION)",
+    ),
     "SANDAN_SINGLE_LIMIT": ("5000", "single-transaction limit of dutiable value, CNY"),
     "SANDAN_ANNUAL_LIMIT": ("26000", "annual limit per buyer, CNY"),
     "SANDAN_DATA_DIR": ("data", "local state (RocksDB) of this worker"),

@@ -34,6 +34,7 @@ def test_defaults_when_no_variable_is_set() -> None:
     assert settings.partitions == 12
     assert settings.window == 24 * HOUR
     assert settings.retention == 7 * DAY
+    assert settings.released_horizon == 180 * DAY
     assert settings.single_limit == Decimal(5000)
     assert settings.annual_limit == Decimal(26000)
     assert settings.data_dir == Path("data")
@@ -78,6 +79,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "SANDAN_PARTITIONS": "3",
             "SANDAN_WINDOW": "15s",
             "SANDAN_RETENTION": "2m",
+            "SANDAN_RELEASED_HORIZON": "30d",
             "SANDAN_SINGLE_LIMIT": "4999.99",
             "SANDAN_ANNUAL_LIMIT": "30000",
             "SANDAN_DATA_DIR": str(tmp_path / "state"),
@@ -97,6 +99,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         partitions=3,
         window=15.0,
         retention=120.0,
+        released_horizon=30 * DAY,
         single_limit=Decimal("4999.99"),
         annual_limit=Decimal(30000),
         data_dir=tmp_path / "state",
@@ -177,6 +180,20 @@ def test_window_longer_than_retention_is_rejected() -> None:
     assert "SANDAN_WINDOW" in fail({"SANDAN_RETENTION": "1h"})
 
 
+def test_released_horizon_equal_to_retention_is_accepted() -> None:
+    environ = {"SANDAN_WINDOW": "10s", "SANDAN_RETENTION": "30s", "SANDAN_RELEASED_HORIZON": "30"}
+    settings = Settings.from_env(environ)
+    assert settings.released_horizon == settings.retention == 30.0
+
+
+def test_released_horizon_shorter_than_retention_is_rejected() -> None:
+    message = fail({"SANDAN_RETENTION": "2d", "SANDAN_RELEASED_HORIZON": "1d"})
+    assert message == "SANDAN_RELEASED_HORIZON must not be shorter than SANDAN_RETENTION"
+    # the default horizon (180d) bounds the retention too
+    assert fail({"SANDAN_RETENTION": "181d"}) == message
+    assert Settings.from_env({"SANDAN_RETENTION": "180d"}).released_horizon == 180 * DAY
+
+
 # --- malformed values -----------------------------------------------------------------------
 
 
@@ -201,6 +218,8 @@ def test_window_longer_than_retention_is_rejected() -> None:
         ("SANDAN_WINDOW", ""),
         ("SANDAN_RETENTION", "7w"),
         ("SANDAN_RETENTION", "0"),
+        ("SANDAN_RELEASED_HORIZON", "6mo"),
+        ("SANDAN_RELEASED_HORIZON", "0"),
         ("SANDAN_SINGLE_LIMIT", "lots"),
         ("SANDAN_SINGLE_LIMIT", "-1"),
         ("SANDAN_SINGLE_LIMIT", "NaN"),
