@@ -94,6 +94,7 @@ class SandanPipeline:
         self.rules = Rules(
             window_ms=int(settings.window * 1000),
             retention_ms=int(settings.retention * 1000),
+            released_horizon_ms=int(settings.released_horizon * 1000),
             limits=Limits(single_limit=settings.single_limit, annual_limit=settings.annual_limit),
             max_document_bytes=settings.max_document_bytes,
         )
@@ -343,10 +344,10 @@ class SandanPipeline:
             partition, order_no = key
             due = self._stored_due[key]
             if key in self._changed:
-                value = _encoder.encode(group) if group.tickets else None
+                value = None if group.empty() else _encoder.encode(group)
                 due, before = next_due(group), due
                 outputs.append(self.tickets.put(partition, order_no.encode(), value, due, before))
-            if group.tickets:
+            if not group.empty():
                 cache[key] = (group, due)  # the newest last
         while len(cache) > GROUP_CACHE:
             cache.popitem(last=False)  # the oldest

@@ -12,6 +12,14 @@ A ticket's life (docs/contract.md, "Tickets" and "Where the contract leaves a ch
 
 Records reaching a PENDING ticket are parked and replayed when the ledger's outcome is back.
 
+A released ticket is also remembered in compact form (:class:`Released`, in its group) until
+``SANDAN_RELEASED_HORIZON`` after its first document, past its own retention: its platform code,
+its waybill's ``logisticsCode`` and ``logisticsNo`` (the waybill's own key, unique for six months
+in the standard) and digests of the guids seen on it. A document of a released ticket (an order
+or payment of its platform, a waybill naming its platform or, naming none, carrying its waybill
+number) is rejected before it is placed: ``DUPLICATE`` (appType 1) or ``TICKET_RELEASED`` (2, 3);
+it never makes a second ticket. Remembered entries expire on the group's timer like tickets.
+
 Every document applied gets a ``120`` receipt, every one rejected here a ``100``, and every
 decision a ``399`` to the sender of each document it decided on (schemas/receipts.py); a
 receipt goes back in the format its document came in, so a stored version remembers the
@@ -20,6 +28,7 @@ receipt goes back in the format its document came in, so a stored version rememb
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import NamedTuple, TypeVar
 
@@ -41,6 +50,7 @@ __all__ = (
     "KeyedRejection",
     "LedgerRequest",
     "Outcome",
+    "Released",
     "Rules",
     "StoredDoc",
     "Ticket",
@@ -112,16 +122,48 @@ class Ticket(msgspec.Struct, array_like=True, gc=False):
         ]
 
 
+GUID_DIGEST_BYTES = 8
+
+
+class Released(msgspec.Struct, array_like=True, gc=False):
+    """A released ticket, remembered until ``expires_ms`` (its first document's arrival plus
+    the released horizon) by the keys a document resent for it can come with."""
+
+    ebp_code: str
+    logistics_code: str  # its waybill's key (the waybill may name no platform)
+    logistics_no: str
+    expires_ms: int
+    guids: bytes = b""  # BLAKE2b digests (8 bytes each) of the guids seen on it: redeliveries
+
+    def owns(self, doc: Document) -> bool:
+        """Whether the document is one of this ticket's (of the group's ``orderNo``)."""
+        if isinstance(doc, Logistics) and not doc.ebpCode:
+            return doc.logisticsNo == self.logistics_no and doc.logisticsCode == self.logistics_code
+        return doc.ebpCode == self.ebp_code
+
+    def seen(self, digest: bytes) -> bool:
+        size = GUID_DIGEST_BYTES
+        return any(self.guids[i : i + size] == digest for i in range(0, len(self.guids), size))
+
+
 class Group(msgspec.Struct, array_like=True, gc=False):
-    """The tickets of one ``orderNo``, by platform code (``""`` for the waybill-only ticket)."""
+    """The tickets of one ``orderNo``, by platform code (``""`` for the waybill-only ticket),
+    and the released tickets remembered past their retention."""
 
     order_no: str
     tickets: dict[str, Ticket] = msgspec.field(default_factory=dict)
+    released: list[Released] = msgspec.field(default_factory=list)
+
+    def empty(self) -> bool:
+        """Nothing to keep: the group's stored value is deleted."""
+        return not self.tickets and not self.released
 
 
 def next_due(group: Group) -> int | None:
-    """The earliest time a timer has work on this group: a window closing or a ticket expiring."""
+    """The earliest time a timer has work on this group: a window closing, a ticket expiring
+    or a released ticket forgotten."""
     times = [t.deadline_ms or t.expires_ms for t in group.tickets.values()]
+    times += [r.expires_ms for r in group.released]
     return min(times) if times else None
 
 
@@ -149,6 +191,7 @@ class Rules(NamedTuple):
 
     window_ms: int
     retention_ms: int
+    released_horizon_ms: int
     limits: Limits
     max_document_bytes: int
 
@@ -183,6 +226,8 @@ class TicketBook:
         self.on_timer(group, arrived_ms, now_ms)
         if any(doc.guid in t.guids for t in group.tickets.values()):
             return  # an exact redelivery: nothing happens, nothing is emitted
+        if group.released and self._released_refuses(group, record, doc, now_ms):
+            return
         ebp = self._place(group, record, doc, now_ms)
         if ebp is None:
             return
@@ -204,6 +249,34 @@ class TicketBook:
             ticket.parked.append(_park(record))
             return
         self._apply(group, ebp, ticket, record, doc, now_ms)
+
+    def _released_refuses(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> bool:
+        """Whether the document is a released ticket's (then it is handled here): a redelivery
+        does nothing, any other is rejected and remembered."""
+        digest = _digest(doc.guid)
+        if any(entry.seen(digest) for entry in group.released):
+            return True  # an exact redelivery, after the ticket was forgotten too
+        entry = next((entry for entry in group.released if entry.owns(doc)), None)
+        if entry is None:
+            return False
+        entry.guids += digest
+        tid = ticket_id(entry.ebp_code, group.order_no)
+        kind = record.doc_type
+        if doc.appType != "1":
+            detail = f"ticket {tid} is released; only customs' cancel or return apply"
+            self._reject(record, doc, "TICKET_RELEASED", detail, tid, now_ms)
+        elif isinstance(doc, Logistics) and not doc.ebpCode:
+            detail = (
+                f"ticket {tid} was released with waybill {entry.logistics_code} "
+                f"{entry.logistics_no}: a new one (appType 1) is a duplicate"
+            )
+            self._reject(record, doc, "DUPLICATE", detail, tid, now_ms)
+        else:
+            detail = (
+                f"ticket {tid} was released with its {kind}: a new one (appType 1) is a duplicate"
+            )
+            self._reject(record, doc, "DUPLICATE", detail, tid, now_ms)
+        return True
 
     def _place(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> str | None:
         """The platform code of the ticket this document belongs to (None: handled here)."""
@@ -271,7 +344,7 @@ class TicketBook:
     def _refusal(
         ticket: Ticket, held: StoredDoc | None, doc: Document, kind: DocType
     ) -> tuple[RejectionCode, str] | None:
-        """Why the ticket refuses the document (checks 4 to 7 of the contract), if it does."""
+        """Why the ticket refuses the document (checks 5 to 8 of the contract), if it does."""
         if doc.appType == "1":
             if held is not None:
                 return "DUPLICATE", f"the ticket already holds a {kind} (appType 1)"
@@ -402,6 +475,7 @@ class TicketBook:
         ticket.status = RELEASED if outcome.released else OPEN
         if outcome.released:
             ticket.deadline_ms = 0  # a released ticket's window has nothing left to close
+            group.released.append(self._remembered(outcome.ebp_code, ticket))
         parked, ticket.parked = ticket.parked, []
         for record in parked:
             origin = (
@@ -413,11 +487,23 @@ class TicketBook:
             doc = decode_document_cached(record.doc_type, record.raw, self.rules.max_document_bytes)
             self.on_document(group, incoming, doc, now_ms)
 
+    def _remembered(self, ebp: str, ticket: Ticket) -> Released:
+        logistics = _decode(ticket.logistics, "logistics", Logistics)
+        assert logistics is not None  # noqa: S101 - a released ticket is complete
+        return Released(
+            ebp,
+            logistics.logisticsCode,
+            logistics.logisticsNo,
+            ticket.first_seen_ms + self.rules.released_horizon_ms,
+            b"".join(_digest(guid) for guid in ticket.guids),
+        )
+
     def on_timer(self, group: Group, until_ms: int, now_ms: int | None = None) -> bool:
         """Close the windows that closed by ``until_ms`` (arrival time: every record that
-        arrived before it has been applied), and forget tickets past their retention; the
-        decisions are made at ``now_ms`` (default ``until_ms``). Return whether the group
-        changed (a timer left stale by a restore changes nothing)."""
+        arrived before it has been applied), and forget tickets past their retention and
+        released tickets past the horizon; the decisions are made at ``now_ms`` (default
+        ``until_ms``). Return whether the group changed (a timer left stale by a restore
+        changes nothing)."""
         now_ms = until_ms if now_ms is None else now_ms
         changed = False
         for ebp, ticket in list(group.tickets.items()):
@@ -434,6 +520,9 @@ class TicketBook:
             if ticket.expires_ms <= until_ms:  # after its window's decision, if both are due
                 del group.tickets[ebp]
                 changed = True
+        if any(entry.expires_ms <= until_ms for entry in group.released):
+            group.released = [entry for entry in group.released if entry.expires_ms > until_ms]
+            changed = True
         return changed
 
     def _reject(
@@ -457,6 +546,10 @@ class TicketBook:
                 now_ms=now_ms,
             )
         )
+
+
+def _digest(guid: str) -> bytes:
+    return hashlib.blake2b(guid.encode(), digest_size=GUID_DIGEST_BYTES).digest()
 
 
 def _park(record: Incoming) -> Parked:

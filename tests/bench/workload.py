@@ -39,10 +39,12 @@ __all__ = (
     "transition",
 )
 
-# The worker's defaults (streams.settings): a 24 h window, 7 d retention, 12 partitions.
+# The worker's defaults (streams.settings): a 24 h window, 7 d retention, a 180 d released
+# horizon, 12 partitions.
 RULES = Rules(
     window_ms=24 * 3600 * 1000,
     retention_ms=7 * 86400 * 1000,
+    released_horizon_ms=180 * 86400 * 1000,
     limits=Limits(),
     max_document_bytes=256 * 1024,
 )

@@ -25,7 +25,13 @@ from streams.tickets import Group, LedgerRequest, Outcome, Rules, TicketBook
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 
-RULES = Rules(window_ms=10_000, retention_ms=100_000, limits=Limits(), max_document_bytes=262144)
+RULES = Rules(
+    window_ms=10_000,
+    retention_ms=100_000,
+    released_horizon_ms=1_000_000,
+    limits=Limits(),
+    max_document_bytes=262144,
+)
 ANNUAL = Limits().annual_limit
 T0 = 1_795_490_400_000
 BUYER = "440305198012262283"
