@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.keys import KeyStore
+from streams.logmask import install
 from streams.settings import Settings
 
 __all__ = ("run", "serve")
@@ -80,15 +81,17 @@ class _OncePerInterval(logging.Filter):
         return True
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, loglevel: str = "info") -> None:
+    """Serve with logging to stderr at ``loglevel``, personal data masked (streams.logmask)."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     quiet = _OncePerInterval()
     for handler in logging.getLogger().handlers:
         handler.addFilter(
             lambda record: not record.name.startswith("aiokafka") or quiet.filter(record)
         )
+    install(settings)  # after: the rate limit above goes by the message template
     # Every receipts page assigns partitions to a pooled consumer: aiokafka logs each at INFO.
     logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)
     asyncio.run(serve(settings))

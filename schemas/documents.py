@@ -44,7 +44,16 @@ from schemas.fields import (
     is_real_timestamp,
 )
 
-__all__ = ("DOCUMENT_TYPES", "DocType", "Document", "Logistics", "Order", "OrderLine", "Payment")
+__all__ = (
+    "DOCUMENT_TYPES",
+    "PERSONAL_FIELDS",
+    "DocType",
+    "Document",
+    "Logistics",
+    "Order",
+    "OrderLine",
+    "Payment",
+)
 
 DocType = Literal["order", "payment", "logistics"]
 
@@ -185,3 +194,17 @@ DOCUMENT_TYPES: dict[DocType, type[Document]] = {
     "payment": Payment,
     "logistics": Logistics,
 }
+
+# The fields that hold a person's data (of the buyer, the payer, the consignee): never logged.
+PERSONAL_FIELDS: tuple[str, ...] = (
+    "buyerRegNo",
+    "buyerName",
+    "buyerTelephone",
+    "buyerIdNumber",
+    "consignee",
+    "consigneeTelephone",
+    "consigneeAddress",
+    "payerIdNumber",
+    "payerName",
+    "telephone",
+)

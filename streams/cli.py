@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import logging
 import sys
 
 from streams.settings import SETTINGS_HELP, Settings, SettingsError
@@ -13,6 +14,7 @@ from streams.settings import SETTINGS_HELP, Settings, SettingsError
 __all__ = ("main",)
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
+_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _settings() -> Settings:
@@ -21,6 +23,14 @@ def _settings() -> Settings:
     except SettingsError as exc:
         print(f"sandan: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _log_to_stderr(settings: Settings) -> None:
+    """Warnings and errors of a short command to stderr, personal data masked."""
+    from streams.logmask import install  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install(settings)
 
 
 def _limit_malloc_arenas() -> None:
@@ -35,18 +45,32 @@ def _worker(args: argparse.Namespace) -> None:
     import faust  # noqa: PLC0415 - only the worker needs faust
 
     from streams.app import create_app  # noqa: PLC0415
+    from streams.logmask import install  # noqa: PLC0415
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=args.loglevel)
+
+    class _Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            install(settings, logger)  # on the handlers faust has just made
+
+    worker = _Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
 
 
 def _topics(args: argparse.Namespace) -> None:
+    from streams.kafka_security import connection_problem  # noqa: PLC0415
     from streams.topics import create_topics  # noqa: PLC0415
 
     settings = _settings()
+    _log_to_stderr(settings)
+    # aiokafka only says that it could not bootstrap: say why, in one line, and stop.
+    problem = asyncio.run(connection_problem(settings))
+    if problem is not None:
+        print(f"sandan: cannot connect to the brokers: {problem}", file=sys.stderr)
+        raise SystemExit(1)
     created = asyncio.run(create_topics(settings))
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
 
@@ -55,6 +79,7 @@ def _demo(args: argparse.Namespace) -> None:
     from loadtest.demo import run_demo  # noqa: PLC0415
 
     settings = _settings()
+    _log_to_stderr(settings)
     demo = run_demo(settings, tickets=args.tickets, seed=args.seed, gateway=args.gateway)
     raise SystemExit(asyncio.run(demo))
 
@@ -65,7 +90,7 @@ def _gateway(args: argparse.Namespace) -> None:
 
     settings = _settings()
     try:
-        run(settings)
+        run(settings, args.loglevel)
     except KeysFileError as exc:
         print(f"sandan: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -110,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     demo.set_defaults(run=_demo)
     gateway = commands.add_parser("gateway", help="run the HTTP gateway for firms without Kafka")
+    gateway.add_argument(
+        "-l", "--loglevel", default="info", choices=_LOG_LEVELS, help="log level (default info)"
+    )
     gateway.set_defaults(run=_gateway)
     key = commands.add_parser(
         "key", help="make an API key for the gateway: adds its digest, prints the key once"
