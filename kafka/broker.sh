@@ -9,6 +9,12 @@
 # SANDAN_KAFKA_PORT (default 9092) picks the client port; the controller listens on the next port.
 # Every run lives in $SANDAN_KAFKA_HOME/run-<port>/ (data, logs, pid), so brokers on
 # different ports never collide. Starting a running broker again does nothing.
+#
+# For more listeners (the tests' SASL_SSL broker, tests/integration/kafka.py):
+# SANDAN_KAFKA_EXTRA_CONFIG names a file of broker properties appended to the ones written here
+# (a later key wins, e.g. listeners), and SANDAN_KAFKA_FORMAT_ARGS holds more arguments for
+# formatting a new broker's storage, split on spaces without quoting, e.g.
+# --add-scram SCRAM-SHA-256=[name=u,password=p].
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,6 +75,9 @@ log.flush.interval.messages=9223372036854775807
 delete.topic.enable=true
 message.max.bytes=8388608
 PROPS
+    if [[ -n ${SANDAN_KAFKA_EXTRA_CONFIG:-} ]]; then
+        cat "$SANDAN_KAFKA_EXTRA_CONFIG" >>"$run/server.properties"
+    fi
 }
 
 start() {
@@ -84,8 +93,10 @@ start() {
     write_config
     local cp="$lib/*"
     if [[ ! -f $run/data/meta.properties ]]; then
+        local -a format_args
+        read -r -a format_args <<<"${SANDAN_KAFKA_FORMAT_ARGS:-}"
         java -cp "$cp" kafka.tools.StorageTool format -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid)" \
-            -c "$run/server.properties" --ignore-formatted >"$run/logs/format.log" 2>&1 \
+            -c "$run/server.properties" --ignore-formatted "${format_args[@]}" >"$run/logs/format.log" 2>&1 \
             || { cat "$run/logs/format.log" >&2; die "formatting the storage failed"; }
     fi
     nohup java -Xms256m -Xmx${SANDAN_KAFKA_HEAP:-1g} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \

@@ -58,6 +58,7 @@ class GatewayProcess:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()  # more arguments of ``sandan gateway``, e.g. ("-l", "debug")
 
     @property
     def base(self) -> str:
@@ -71,7 +72,7 @@ class GatewayProcess:
         env["SANDAN_GATEWAY_KEYS"] = str(self.keys)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "gateway"],
+                [sys.executable, "-m", "streams", "gateway", *self.args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,12 +17,14 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests.certs import Certificates, make_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_SCRIPT = ROOT / "kafka" / "broker.sh"
@@ -60,6 +63,98 @@ def running_broker() -> Iterator[str]:
         subprocess.run(["rm", "-rf", str(ROOT / ".cache" / "kafka" / f"run-{port}")], check=False)
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class SecureBroker:
+    """A broker with, beside its PLAINTEXT listener, a SASL_SSL one (PLAIN, SCRAM-SHA-256 and
+    SCRAM-SHA-512 for ``username``/``password``) and an SSL one; both want a client
+    certificate signed by ``certs.ca``."""
+
+    plaintext: str
+    sasl_ssl: str
+    ssl: str
+    certs: Certificates
+    username: str
+    password: str
+
+    def env(self, protocol: str = "SASL_SSL", mechanism: str = "PLAIN") -> dict[str, str]:
+        """The ``SANDAN_*`` settings of a client of this broker."""
+        env = {
+            "SANDAN_BROKERS": self.sasl_ssl if protocol == "SASL_SSL" else self.ssl,
+            "SANDAN_KAFKA_SECURITY_PROTOCOL": protocol,
+            "SANDAN_KAFKA_SSL_CAFILE": str(self.certs.ca),
+            "SANDAN_KAFKA_SSL_CERTFILE": str(self.certs.client_cert),
+            "SANDAN_KAFKA_SSL_KEYFILE": str(self.certs.client_key),
+        }
+        if protocol == "SASL_SSL":
+            env["SANDAN_KAFKA_SASL_MECHANISM"] = mechanism
+            env["SANDAN_KAFKA_SASL_USERNAME"] = self.username
+            env["SANDAN_KAFKA_SASL_PASSWORD"] = self.password
+        return env
+
+
+def _secure_listeners(port: int, sasl_port: int, ssl_port: int, certs: Certificates) -> str:
+    user = "sandan"
+    jaas = {
+        "plain": "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'user_{user}="{{password}}";',
+        "scram-sha-256": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "scram-sha-512": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    }
+    lines = [
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1},"
+        f"SASL_SSL://127.0.0.1:{sasl_port},SSL://127.0.0.1:{ssl_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{sasl_port},"
+        f"SSL://127.0.0.1:{ssl_port}",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+        "SASL_SSL:SASL_SSL,SSL:SSL",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={certs.broker_keystore}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={certs.ca}",
+        "listener.name.ssl.ssl.client.auth=required",
+        "listener.name.sasl_ssl.ssl.client.auth=required",
+        "sasl.enabled.mechanisms=" + ",".join(SASL_MECHANISMS),
+        *(f"listener.name.sasl_ssl.{m}.sasl.jaas.config={c}" for m, c in jaas.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def running_secure_broker(folder: Path) -> Iterator[SecureBroker]:
+    """Start a broker of our own with SASL_SSL and SSL listeners (certificates and settings in
+    ``folder``); yield it; stop it."""
+    certs = make_certificates(folder / "certs")
+    port, sasl_port, ssl_port = free_port_pair(), free_port(), free_port()
+    password = secrets.token_hex(12)
+    config = folder / "listeners.properties"
+    config.write_text(
+        _secure_listeners(port, sasl_port, ssl_port, certs).replace("{password}", password)
+    )
+    scram = [f"--add-scram {m}=[name=sandan,password={password}]" for m in SASL_MECHANISMS[1:]]
+    env = {
+        **os.environ,
+        "SANDAN_KAFKA_PORT": str(port),
+        "SANDAN_KAFKA_EXTRA_CONFIG": str(config),
+        "SANDAN_KAFKA_FORMAT_ARGS": " ".join(scram),
+    }
+    subprocess.run(["bash", str(BROKER_SCRIPT), "start"], env=env, check=True, timeout=180)
+    try:
+        yield SecureBroker(
+            plaintext=f"127.0.0.1:{port}",
+            sasl_ssl=f"127.0.0.1:{sasl_port}",
+            ssl=f"127.0.0.1:{ssl_port}",
+            certs=certs,
+            username="sandan",
+            password=password,
+        )
+    finally:
+        subprocess.run(["bash", str(BROKER_SCRIPT), "stop"], env=env, check=False, timeout=60)
+        subprocess.run(["rm", "-rf", str(ROOT / ".cache" / "kafka" / f"run-{port}")], check=False)
+
+
 class Timeout:
     """``while timeout:`` loops until the deadline, then raises TimeoutError."""
 
@@ -81,12 +176,13 @@ class Worker:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     web_port: int = field(default_factory=free_port)
+    loglevel: str = "info"
 
     def start(self) -> Worker:
         env = {**self.env, "SANDAN_WEB_PORT": str(self.web_port)}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker", "-l", "info"],
+                [sys.executable, "-m", "streams", "worker", "-l", self.loglevel],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -143,10 +239,19 @@ def unique_prefix() -> str:
     return f"it-{uuid.uuid4().hex[:10]}."
 
 
-async def produce(brokers: str, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
-    """Produce (topic, key, value) records in order and wait for every ack."""
+async def produce(
+    brokers: str,
+    records: Sequence[tuple[str, bytes | None, bytes | None]],
+    *,
+    security: Mapping[str, Any] | None = None,
+) -> None:
+    """Produce (topic, key, value) records in order and wait for every ack (``security``:
+    streams.kafka_security.aiokafka_security of the settings; none is plaintext)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=brokers, max_request_size=8 * 1024 * 1024, linger_ms=2
+        bootstrap_servers=brokers,
+        max_request_size=8 * 1024 * 1024,
+        linger_ms=2,
+        **(security or {}),
     )
     await producer.start()
     try:
@@ -163,12 +268,14 @@ async def consume(
     count: int | None = None,
     idle: float = 3.0,
     limit: float = 60.0,
+    security: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Read committed records from the start: until ``count`` records, or until nothing new
     came for ``idle`` seconds (after at least one poll), or ``limit`` seconds in all."""
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=brokers,
+        **(security or {}),
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         enable_auto_commit=False,
