@@ -3,10 +3,16 @@
 Decoders are built once per document type (msgspec's "reuse decoders"). A record that cannot be
 decoded raises :class:`SchemaError`, whose ``detail`` names the field and the expectation, as
 msgspec reports it (``Expected `str` of length <= 60 - at `$.orderNo```).
+
+A JSON document holds what a CEB XML message could: text XML 1.0 does not allow (a control
+character other than tab, LF and CR, U+FFFE, U+FFFF) in a field is refused, as libxml2 refuses
+it in a message. Its fields may end up in XML (a ticket's id in the receipts of a waybill that
+came as XML), where lxml cannot write them.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -46,6 +52,10 @@ _DECODERS = {
 }
 _LOOSE = msgspec.json.Decoder(float_hook=str)
 _JSON_ENCODER = msgspec.json.Encoder(enc_hook=enc_hook)
+# Characters XML 1.0 does not allow (lone surrogates msgspec refuses already). JSON strings get
+# the control characters only from escapes (raw ones are not JSON): the cheap test on the bytes.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML_ESCAPE = re.compile(rb"\\(?:u(?:00[01]|[fF]{3}[eEfF])|[bf])")
 
 
 def decode_document(
@@ -60,7 +70,7 @@ def decode_document(
     try:
         # msgspec raises UnicodeDecodeError on bad UTF-8 in a known field, and skips unknown
         # fields without checking theirs: validate the whole message first.
-        raw.decode()
+        text = raw.decode()
     except UnicodeDecodeError as exc:
         msg = f"not a JSON document in UTF-8: {exc.reason} (byte {exc.start}) - at `$`"
         raise SchemaError(msg) from None
@@ -73,7 +83,26 @@ def decode_document(
     except RecursionError:
         # Deeply nested arrays/objects (in an ignored field) exhaust msgspec's recursion limit.
         raise SchemaError("not a JSON document: nested too deeply - at `$`") from None
+    if (b"\\" in raw and _NOT_XML_ESCAPE.search(raw)) or "\ufffe" in text or "\uffff" in text:
+        _check_xml_text(document)  # (the test on the bytes also hits ignored fields and keys)
     return document
+
+
+def _check_xml_text(document: Document) -> None:
+    """Refuse a field holding a character XML 1.0 does not allow."""
+    fields = [("$", document)]
+    fields += [
+        (f"$.orderList[{i}]", line) for i, line in enumerate(getattr(document, "orderList", ()))
+    ]
+    for path, struct in fields:
+        for name in struct.__struct_fields__:
+            value = getattr(struct, name)
+            if isinstance(value, str) and (found := _NOT_XML.search(value)):
+                msg = (
+                    f"expected only characters XML allows (a CEB message could not carry it), "
+                    f"got U+{ord(found[0]):04X} - at `{path}.{name}`"
+                )
+                raise SchemaError(msg)
 
 
 def decode_document_cached(

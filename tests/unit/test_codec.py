@@ -303,6 +303,70 @@ def test_moderately_nested_ignored_field_accepted(doc_type):
     assert decode_document(doc_type, raw) == decode_document(doc_type, EXAMPLES[doc_type])
 
 
+# Found by the fuzzer (loadtest/fuzz.py): a JSON document with a character XML cannot carry was
+# accepted, and its fields reach XML (the ticket id in the receipt of a waybill sent as XML),
+# where lxml raised ValueError inside the worker's batch.
+NOT_XML_TEXT = [
+    pytest.param(b"\\u0001", "U+0001", id="escaped-soh"),
+    pytest.param(b"\\u0000", "U+0000", id="escaped-nul"),
+    pytest.param(b"\\u001F", "U+001F", id="escaped-unit-separator"),
+    pytest.param(b"\\u000b", "U+000B", id="escaped-vertical-tab"),
+    pytest.param(b"\\b", "U+0008", id="backspace"),
+    pytest.param(b"\\f", "U+000C", id="form-feed"),
+    pytest.param(b"\\uFFFE", "U+FFFE", id="escaped-fffe"),
+    pytest.param(b"\\uffff", "U+FFFF", id="escaped-ffff"),
+    pytest.param("\ufffe".encode(), "U+FFFE", id="raw-fffe"),
+    pytest.param("\uffff".encode(), "U+FFFF", id="raw-ffff"),
+]
+NOT_XML_DETAIL = "expected only characters XML allows (a CEB message could not carry it), got"
+
+
+@pytest.mark.parametrize(("text", "code_point"), NOT_XML_TEXT)
+def test_a_character_xml_cannot_carry_rejected(text, code_point):
+    raw, _ = with_bytes_after(EXAMPLES["order"], b'"ebpCode": "', text)
+    assert reject("order", raw) == f"{NOT_XML_DETAIL} {code_point} - at `$.ebpCode`"
+
+
+@pytest.mark.parametrize(
+    ("doc_type", "marker", "path"),
+    [
+        ("order", b'"itemName": "', "$.orderList[0].itemName"),
+        ("payment", b'"payerName": "', "$.payerName"),
+        ("logistics", b'"logisticsNo": "', "$.logisticsNo"),
+    ],
+)
+def test_a_character_xml_cannot_carry_rejected_in_every_kind_and_line(doc_type, marker, path):
+    raw, _ = with_bytes_after(EXAMPLES[doc_type], marker, b"\\u0002")
+    assert reject(doc_type, raw) == f"{NOT_XML_DETAIL} U+0002 - at `{path}`"
+
+
+def test_the_first_field_in_order_is_named():
+    raw, _ = with_bytes_after(EXAMPLES["order"], b'"itemName": "', b"\\u0003")
+    raw, _ = with_bytes_after(raw, b'"orderNo": "', b"\\u0004")
+    assert reject("order", raw) == f"{NOT_XML_DETAIL} U+0004 - at `$.orderNo`"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(b"\\t\\n\\r", id="tab-lf-cr"),
+        pytest.param(b"\\u0009\\u000a\\u000D", id="escaped-tab-lf-cr"),
+        pytest.param(b"\\u007f\\u0085", id="del-and-c1"),
+        pytest.param(b"\\ufffd\\uFFFD", id="replacement-character"),
+        pytest.param(b"\\\\u0001\\\\b", id="escaped-backslashes"),
+    ],
+)
+def test_characters_xml_allows_accepted(text):
+    raw, _ = with_bytes_after(EXAMPLES["order"], b'"ebpName": "', text)
+    assert isinstance(decode_document("order", raw), Order)
+
+
+@pytest.mark.parametrize("doc_type", DOC_TYPES)
+def test_a_character_xml_cannot_carry_in_an_ignored_field_or_key_accepted(doc_type):
+    raw = b'{"extra\\u0001": "\\u0000\\ufffe\xef\xbf\xbf", ' + EXAMPLES[doc_type][1:]
+    assert decode_document(doc_type, raw) == decode_document(doc_type, EXAMPLES[doc_type])
+
+
 # --- readable_fields ------------------------------------------------------------------------
 
 

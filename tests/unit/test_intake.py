@@ -160,6 +160,22 @@ def test_bad_app_status_is_schema_not_draft() -> None:
     assert "appStatus" in result.detail
 
 
+def test_a_character_xml_cannot_carry_is_a_schema_rejection_with_its_bytes() -> None:
+    # Found by the fuzzer: such an ebpCode reached the XML receipt of a waybill sent as XML
+    # (its ticket id) and lxml raised inside the worker's batch. Now it stops at intake.
+    value = as_bytes(order_dict(ebpCode="3301980\x01BC"))
+    assert b"\\u0001" in value
+    result = rejection("order", value)
+    assert result.code == "SCHEMA"
+    assert result.detail == (
+        "expected only characters XML allows (a CEB message could not carry it), got U+0001 "
+        "- at `$.ebpCode`"
+    )
+    assert result.raw == value
+    assert result.ebpCode == "3301980\x01BC"  # read as it is: the rejection goes out as JSON
+    assert result.guid == GUIDS["order"]
+
+
 def test_schema_rejection_encodes_as_json() -> None:
     result = rejection("order", b"\x00\x01")
     encoded = encode_json(result)
