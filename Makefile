@@ -66,8 +66,14 @@ loadtest-short: setup kafka-up ## a one-minute load test that checks correctness
 loadtest-http: setup kafka-up ## the load test through the gateway: RATE tickets/s (1417) for DURATION s (60) straight to Kafka, then in requests of 1 and of 100 documents
 	$(BIN)/python -m loadtest.http --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --rate $${RATE:-1417} --duration $${DURATION:-60}
 
+chaos: setup kafka-jars ## the chaos run on a broker of its own: KILLS (100) worker SIGKILLs and BROKER_RESTARTS (4) under RATE tickets/s (40) for DURATION s (600), checked exactly; report in reports/
+	$(BIN)/python -m loadtest.chaos --rate $${RATE:-40} --duration $${DURATION:-600} --kills $${KILLS:-100} --broker-restarts $${BROKER_RESTARTS:-4}
+
 throughput: setup kafka-up ## drain a backlog of TICKETS (100000) with WORKERS workers (one per core)
 	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000} --workers $${WORKERS:-$$(nproc)}
+
+fuzz: setup ## the decoders' fuzzer: INPUTS (1000000) hostile inputs from SEED (1) through the intake path, report in reports/
+	$(BIN)/python -m loadtest.fuzz --inputs $${INPUTS:-1000000} --seed $${SEED:-1} --report reports/fuzz-decoders.md
 
 bench: setup ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest tests/bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
@@ -75,4 +81,4 @@ bench: setup ## micro-benchmarks (pytest-benchmark)
 clean: kafka-down ## remove the venv, the Kafka cache and local state
 	rm -rf $(VENV) .cache data
 
-.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format loadtest loadtest-short loadtest-http throughput bench clean
+.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format loadtest loadtest-short loadtest-http chaos throughput fuzz bench clean

@@ -7,6 +7,8 @@ faust service; faust gives it the worker process, its web server and the CLI plu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -25,6 +27,7 @@ __all__ = ("EngineService", "create_app")
 log = logging.getLogger(__name__)
 
 EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: a supervisor restarts the worker
+MAX_FAILURES_IN_A_ROW = 5
 
 
 class EngineService(Service):
@@ -32,6 +35,7 @@ class EngineService(Service):
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.settings = settings
         self.pipeline = SandanPipeline(settings)
         self.engine = Engine(settings, self.pipeline)
 
@@ -47,13 +51,40 @@ class EngineService(Service):
         self.add_future(self._run())
 
     async def _run(self) -> None:
-        try:
-            await self.engine.run()
-        except Exception:
-            # A failed transaction leaves the consumer past uncommitted records: only a
-            # restart (which resumes from the committed offsets and restores state) is safe.
-            log.exception("the engine stopped on an error; exiting for a restart")
-            os._exit(EXIT_ENGINE_FAILED)
+        """Run the engine; after a failure (a fenced or failed transaction, a fatal client
+        error) start a new one in this process: the failed step was rolled back, the new
+        clients resume from the committed offsets and restore what the local state lacks.
+        ``MAX_FAILURES_IN_A_ROW`` failures with no batch committed between them is not a
+        passing fault: the worker stops, saying so, rather than loop."""
+        failures = 0
+        while True:
+            committed = self.engine.batches
+            try:
+                await self.engine.run()
+                return
+            except Exception:
+                failures = 1 if self.engine.batches > committed else failures + 1
+                log.exception("the engine failed (%d in a row); starting it again", failures)
+            await self._discard_engine()
+            if failures >= MAX_FAILURES_IN_A_ROW:
+                log.critical(
+                    "the engine failed %d times in a row without committing a batch; "
+                    "stopping instead of looping (see the errors above)",
+                    failures,
+                )
+                os._exit(EXIT_ENGINE_FAILED)
+            await asyncio.sleep(min(2.0**failures, 30.0))
+            self.engine = Engine(self.settings, self.pipeline)
+            try:
+                await self.engine.start()
+            except Exception:
+                log.exception("the engine did not start again; exiting for a restart")
+                os._exit(EXIT_ENGINE_FAILED)
+
+    async def _discard_engine(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.engine.stop()
+        await self.pipeline.revoke(set(self.pipeline.partitions))
 
     async def on_stop(self) -> None:
         await self.engine.stop()

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Coroutine, Iterable, Sequence
@@ -143,6 +144,7 @@ class Engine:
             "bootstrap.servers": settings.brokers,
             "client.id": f"sandan-{settings.worker_id}",
             "error_cb": _log_client_error,
+            "logger": _CLIENT_LOG,
         }
         self.producer = Producer(
             {
@@ -516,9 +518,38 @@ def _is_timeout(error: KafkaError) -> bool:
     }
 
 
+_CLIENT_ERROR_EVERY = 10.0  # seconds: librdkafka reports a down broker many times a second
+_client_errors_logged: dict[int, float] = {}
+
+
+class _Sparse(logging.Filter):
+    """Each kind of librdkafka log line (its text without numbers) once per interval."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = re.sub(r"[0-9]+", "#", record.getMessage())[:120]
+        last = self._last.get(kind)
+        if last is not None and record.created - last < self.interval:
+            return False
+        self._last[kind] = record.created
+        return True
+
+
+_CLIENT_LOG = logging.getLogger("librdkafka")
+_CLIENT_LOG.addFilter(_Sparse(_CLIENT_ERROR_EVERY))
+
+
 def _log_client_error(error: KafkaError) -> None:
-    """librdkafka's global errors (a broker unreachable, say): it retries by itself."""
+    """librdkafka's global errors (a broker unreachable, say; it retries by itself): each kind
+    at most once per ``_CLIENT_ERROR_EVERY``."""
     if error.fatal():
         log.error("Kafka client: %s", error.str())
-    else:
+        return
+    now, code = time.monotonic(), error.code()
+    if now - _client_errors_logged.get(code, -_CLIENT_ERROR_EVERY) >= _CLIENT_ERROR_EVERY:
+        _client_errors_logged[code] = now
         log.warning("Kafka client: %s", error.str())

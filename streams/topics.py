@@ -59,13 +59,14 @@ async def create_topics(settings: Settings) -> list[str]:
     topics = Topics(settings)
     big = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     compacted = {**big, "cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+    # A document arrives when the broker appends it: its sender's clock (or a producer that
+    # held it through an outage) cannot move a ticket's window.
+    arrivals = {**big, "message.timestamp.type": "LogAppendTime"}
+    configs = {name: arrivals for name in topics.inputs} | dict.fromkeys(
+        topics.changelogs, compacted
+    )
     wanted = [
-        NewTopic(
-            name,
-            settings.partitions,
-            1,
-            topic_configs=compacted if name in topics.changelogs else big,
-        )
+        NewTopic(name, settings.partitions, 1, topic_configs=configs.get(name, big))
         for name in topics.all()
     ]
     admin = AIOKafkaAdminClient(

@@ -1,0 +1,478 @@
+"""The chaos run: workers SIGKILLed at random moments and the broker restarted while a paced
+load with the generator's faults flows; then a read_committed check against the ground truth.
+
+    python -m loadtest.chaos --rate 40 --duration 600 --kills 100 --broker-restarts 4
+    (make chaos; the short version runs in make test: tests/integration/test_chaos_short.py)
+
+It starts its own broker (``kafka/broker.sh`` on free ports, so it may restart and kill it),
+``--workers`` workers on a fresh topic prefix, and acts as their supervisor: a worker that
+exits (a transaction failed while the broker was away, say) is started again. Meanwhile:
+
+- ``--kills`` SIGKILLs of a random worker, spread over the load: some right after a restart
+  (during its restore), some restarted with an empty data dir (a full changelog restore);
+- ``--broker-restarts`` restarts of the broker, clean (SIGTERM) and SIGKILL in turn;
+- workers coming and going rebalance the partitions each time.
+
+At the end every worker is left running until every expected decision is out, then the outputs
+are read with read_committed and checked: each ticket exactly its expected decisions (none
+lost, none twice, none wrong), every rejection exactly as planned, receipts exactly once (a
+document's 120 once, a decision's 399 once per document and revision, one 100 per rejection),
+and the buyer ledger's totals (its changelog) equal to the released dutiable values. The
+report (report.json, report.md) goes to ``reports/chaos-<time>/``; the exit code is 0 only if
+everything holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from loadtest.generator import generate
+from loadtest.processes import RunError, Worker, free_port, fresh_deployment
+from loadtest.truth import DEFAULT_MIX, Plan
+from loadtest.verify import verify
+from streams.ledger import BuyerLedger
+
+__all__ = ("main",)
+
+ROOT = Path(__file__).resolve().parents[1]
+BROKER_SCRIPT = ROOT / "kafka" / "broker.sh"
+RESTART_PAUSE = 0.5  # seconds between a worker's exit and its restart
+# The least time between a record and one whose outcome depends on it: longer than a broker
+# restart, which delays what is sent meanwhile (arrival is the broker's append time).
+SETTLE = 12.0
+IN_RESTORE_SHARE = 0.25  # of the kills, those that also catch the restarted worker restoring
+
+
+@dataclass
+class Broker:
+    """A broker this run started (``kafka/broker.sh`` on its own ports and run dir)."""
+
+    port: int
+    home: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _script(self, command: str) -> None:
+        env = {**os.environ, "SANDAN_KAFKA_PORT": str(self.port)}
+        env["SANDAN_KAFKA_HOME"] = str(self.home)
+        subprocess.run(  # noqa: S603 - our own broker script
+            ["bash", str(BROKER_SCRIPT), command],  # noqa: S607 - bash from PATH
+            env=env,
+            check=True,
+            timeout=180,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        self._script("start")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    def kill(self) -> None:
+        """SIGKILL, by the pid the broker script wrote (only this run's broker)."""
+        pidfile = self.home / f"run-{self.port}" / "broker.pid"
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        pidfile.unlink(missing_ok=True)
+
+
+@dataclass
+class Tally:
+    """What happened to the deployment during the run."""
+
+    kills: int = 0
+    kills_during_restore: int = 0
+    wiped_restarts: int = 0
+    broker_restarts: dict[str, int] = field(default_factory=lambda: {"clean": 0, "sigkill": 0})
+    worker_exits: Counter[int] = field(default_factory=Counter)  # exit code -> count
+    ready_seconds: list[float] = field(default_factory=list)  # start to owning partitions
+
+
+class Fleet:
+    """The workers, restarted whenever they exit or are killed."""
+
+    def __init__(self, env: dict[str, str], out: Path, count: int, tally: Tally) -> None:
+        self.env, self.out, self.tally = env, out, tally
+        self.names = [f"w{n + 1}" for n in range(count)]
+        self.workers: dict[str, Worker] = {}
+        self.started: dict[str, float] = {}
+        self.ready: dict[str, bool] = {}
+        self.killed: set[str] = set()  # killed by the chaos, restarted by it too
+
+    def start(self, name: str, *, wipe: bool = False) -> None:
+        data = self.out / f"data-{name}"
+        if wipe:
+            shutil.rmtree(data, ignore_errors=True)
+            self.tally.wiped_restarts += 1
+        self.workers[name] = Worker(name, self.env, data, self.out)
+        self.started[name], self.ready[name] = time.monotonic(), False
+        self.killed.discard(name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL; the caller starts it again (the supervisor leaves it alone until then)."""
+        worker = self.workers[name]
+        self.killed.add(name)
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait(timeout=30)
+            self.tally.kills += 1
+            if not self.ready[name]:
+                self.tally.kills_during_restore += 1
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """Restart what exited on its own; time each start until it owns partitions."""
+        while not stop.is_set():
+            for name, worker in list(self.workers.items()):
+                code = worker.process.poll()
+                if name in self.killed:
+                    continue
+                if code is not None:
+                    self.tally.worker_exits[code] += 1
+                    await asyncio.sleep(RESTART_PAUSE)
+                    self.start(name)
+                elif not self.ready[name]:
+                    status = await asyncio.to_thread(worker.status)
+                    if status and status.get("ready"):
+                        self.ready[name] = True
+                        self.tally.ready_seconds.append(time.monotonic() - self.started[name])
+            await asyncio.sleep(0.2)
+
+    def stop_all(self) -> None:
+        for worker in self.workers.values():
+            if worker.process.poll() is None:
+                worker.process.terminate()
+        for worker in self.workers.values():
+            try:
+                worker.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait(timeout=10)
+
+
+async def _produce(brokers: str, prefix: str, plan: Plan) -> float:
+    """The plan on its schedule, through broker restarts (an idempotent producer retries)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=brokers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        request_timeout_ms=60_000,
+        retry_backoff_ms=250,
+    )
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending = []
+        for record in plan.records:
+            delay = record.at - (time.monotonic() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pending.append(
+                await producer.send(f"{prefix}{record.doc_type}", record.value, key=record.key)
+            )
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def _chaos(
+    args: argparse.Namespace, fleet: Fleet, broker: Broker, tally: Tally, rng: random.Random
+) -> None:
+    """The kills and broker restarts, spread over the load's duration."""
+    events: list[tuple[float, str]] = [
+        (rng.uniform(0.05, 0.95) * args.duration, "kill") for _ in range(args.kills)
+    ]
+    events += [
+        ((n + 1) / (args.broker_restarts + 1) * args.duration, "broker")
+        for n in range(args.broker_restarts)
+    ]
+    events.sort()
+    started = time.monotonic()
+    for at, kind in events:
+        await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
+        if kind == "broker":
+            clean = sum(tally.broker_restarts.values()) % 2 == 0
+            await asyncio.to_thread(broker.stop if clean else broker.kill)
+            tally.broker_restarts["clean" if clean else "sigkill"] += 1
+            await asyncio.sleep(rng.uniform(1.0, 5.0))
+            await asyncio.to_thread(broker.start)
+            continue
+        name = rng.choice(fleet.names)
+        if rng.random() < IN_RESTORE_SHARE:  # kill it once more, soon after, in its restore
+            fleet.kill(name)
+            fleet.start(name)
+            await asyncio.sleep(rng.uniform(0.5, 3.0))
+        fleet.kill(name)
+        await asyncio.sleep(RESTART_PAUSE)
+        fleet.start(name, wipe=rng.random() < args.wipe_share)
+
+
+async def _read_all(brokers: str, topics: list[str], partitions: int) -> dict[str, list[Any]]:
+    """Every committed record of ``topics`` (raw ConsumerRecords), by topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=brokers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen: dict[str, list[Any]] = {topic: [] for topic in topics}
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        todo = {tp for tp in tps if ends[tp] > 0}
+        while todo:
+            batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
+            for tp, records in batch.items():
+                seen[tp.topic].extend(records)
+            todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def _receipt_problems(
+    receipts: list[Any], decisions: list[Any], rejections: list[Any]
+) -> list[str]:
+    """Receipts exactly once: 120 once per document, 399 once per document and revision of each
+    decision, 100 once per rejection."""
+    problems: list[str] = []
+    values = [json.loads(r.value) for r in receipts]
+    stored = Counter(v["guid"] for v in values if v["returnStatus"] == "120")
+    problems += [f"120 for {g} {n} times" for g, n in stored.items() if n > 1]
+    concluded = Counter(
+        (v["guid"], v.get("revision")) for v in values if v["returnStatus"] == "399"
+    )
+    problems += [f"399 for {k} {n} times" for k, n in concluded.items() if n > 1]
+    expected_399 = {
+        (guid, d["revision"]) for d in decisions for guid in d["documents"].values() if guid
+    }
+    problems += [f"399 missing for {k}" for k in expected_399 - concluded.keys()]
+    problems += [f"399 unexpected for {k}" for k in concluded.keys() - expected_399]
+    returned = Counter((v.get("guid"), v.get("code")) for v in values if v["returnStatus"] == "100")
+    rejected = Counter((r.get("guid"), r.get("code")) for r in rejections)
+    for key in returned.keys() | rejected.keys():
+        if returned[key] != rejected[key]:
+            problems.append(f"100 {key}: {returned[key]} receipts, {rejected[key]} rejections")
+    return problems
+
+
+def _ledger_problems(changelog: list[Any], decisions: list[Any]) -> list[str]:
+    released: dict[str, Decimal] = defaultdict(Decimal)
+    for d in decisions:
+        if d["decision"] == "RELEASE":
+            released[d["buyerIdNumber"]] += Decimal(d["dutiableValue"])
+    last: dict[bytes, bytes] = {r.key: r.value for r in changelog}
+    totals = {
+        key.decode(): sum(msgspec.msgpack.decode(value, type=BuyerLedger).totals.values())
+        for key, value in last.items()
+        if value is not None
+    }
+    return [
+        f"ledger of buyer #{n}: {totals.get(buyer)} recorded, {released.get(buyer)} released"
+        for n, buyer in enumerate(sorted(released.keys() | totals.keys()))
+        if totals.get(buyer, Decimal(0)) != released.get(buyer, Decimal(0))
+    ]
+
+
+async def _wait_decided(env: dict[str, str], plan: Plan, partitions: int, limit: float) -> None:
+    prefix = env["SANDAN_TOPIC_PREFIX"]
+    wanted = sum(len(revisions) for revisions in plan.decisions.values())
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        seen = await _read_all(
+            env["SANDAN_BROKERS"], [f"{prefix}release", f"{prefix}divert"], partitions
+        )
+        if sum(len(v) for v in seen.values()) >= wanted:
+            await asyncio.sleep(5)  # anything that would come twice comes now
+            return
+        await asyncio.sleep(5)
+    msg = f"not every decision was out within {limit:g} s"
+    raise RunError(msg)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    broker = Broker(free_port(), out / "kafka")
+    (broker.home / "lib").parent.mkdir(parents=True, exist_ok=True)
+    jars = ROOT / ".cache" / "kafka" / "lib"
+    if jars.exists():  # the jars are shared, the run dir is this run's own
+        (broker.home / "lib").symlink_to(jars)
+    await asyncio.to_thread(broker.start)
+    tally = Tally()
+    fleet: Fleet | None = None
+    try:
+        env = await asyncio.to_thread(
+            fresh_deployment, "chaos", broker.address, args.partitions, f"{args.window:g}s"
+        )
+        plan = generate(
+            args.seed,
+            int(args.rate * args.duration),
+            rate=args.rate,
+            window=args.window,
+            settle=SETTLE,
+            faults=DEFAULT_MIX,
+        )
+        fleet = Fleet(env, out, args.workers, tally)
+        for name in fleet.names:
+            fleet.start(name)
+        stop = asyncio.Event()
+        supervisor = asyncio.create_task(fleet.supervise(stop))
+        started = time.monotonic()
+        producing = asyncio.create_task(_produce(broker.address, env["SANDAN_TOPIC_PREFIX"], plan))
+        await _chaos(args, fleet, broker, tally, rng)
+        await producing
+        load_seconds = time.monotonic() - started
+        await _wait_decided(env, plan, args.partitions, args.drain_limit)
+        stop.set()
+        await supervisor
+        prefix = env["SANDAN_TOPIC_PREFIX"]
+        topics = ["release", "divert", "rejected", "receipt", "sandan-ledger-changelog"]
+        seen = await _read_all(broker.address, [prefix + t for t in topics], args.partitions)
+    finally:
+        if fleet is not None:
+            fleet.stop_all()
+        await asyncio.to_thread(broker.stop)
+    decisions = [json.loads(r.value) for t in ("release", "divert") for r in seen[prefix + t]]
+    rejections = [json.loads(r.value) for r in seen[prefix + "rejected"]]
+    report = verify(plan, decisions, rejections)
+    receipts = _receipt_problems(seen[prefix + "receipt"], decisions, rejections)
+    ledger = _ledger_problems(seen[prefix + "sandan-ledger-changelog"], decisions)
+    repeated = Counter((d["ticketId"], d["revision"]) for d in decisions)
+    lost = [m for m in report.mismatches if "missing decision" in m]
+    return {
+        "command": f"python -m loadtest.chaos {' '.join(args.argv)}",
+        "tickets": report.tickets_expected,
+        "records": len(plan.records),
+        "load_seconds": round(load_seconds, 1),
+        "workers": args.workers,
+        "kills": tally.kills,
+        "kills_during_restore": tally.kills_during_restore,
+        "restarts_with_empty_data_dir": tally.wiped_restarts,
+        "broker_restarts": tally.broker_restarts,
+        "worker_exits_on_their_own": {str(k): v for k, v in tally.worker_exits.items()},
+        "restore_seconds": {
+            "starts": len(tally.ready_seconds),
+            "p50": _percentile(tally.ready_seconds, 0.5),
+            "max": _percentile(tally.ready_seconds, 1.0),
+        },
+        "decisions": report.decisions_seen,
+        "lost": len(lost),
+        "duplicated": sum(n - 1 for n in repeated.values() if n > 1),
+        "wrong": len(report.mismatches) - len(lost),
+        "rejections": {"expected": report.rejections_expected, "seen": report.rejections_seen},
+        "receipts": len(seen[prefix + "receipt"]),
+        "receipt_problems": receipts[:50],
+        "ledger_problems": ledger[:50],
+        "mismatches": report.mismatches[:50],
+        "ok": report.ok and not receipts and not ledger,
+    }
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    restore = result["restore_seconds"]
+    lines = [
+        f"# Chaos run {result['started']}",
+        "",
+        f"`{result['command']}`: {result['workers']} workers on this machine, the broker "
+        "restarted under them, the load with the generator's default faults.",
+        "",
+        "| tickets | kills (in a restore / empty data dir) | broker restarts (clean / SIGKILL) "
+        "| lost | duplicated | wrong | rejections | receipts | restore p50 / max s | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {result['tickets']:,} | {result['kills']} ({result['kills_during_restore']} / "
+        f"{result['restarts_with_empty_data_dir']}) | {result['broker_restarts']['clean']} / "
+        f"{result['broker_restarts']['sigkill']} | {result['lost']} | {result['duplicated']} | "
+        f"{result['wrong']} | {result['rejections']['seen']} of {result['rejections']['expected']}"
+        f" | {result['receipts']:,} | {restore['p50']} / {restore['max']} | "
+        f"{'OK' if result['ok'] else 'FAILED'} |",
+        "",
+        f"Workers that exited on their own (by exit code): {result['worker_exits_on_their_own']}"
+        " (a transaction that failed while the broker was away ends the worker; the run's "
+        "supervisor starts it again, as systemd or Kubernetes would).",
+        "",
+    ]
+    for name in ("mismatches", "receipt_problems", "ledger_problems"):
+        if result[name]:
+            lines += [f"{name}:", "", *(f"- {m}" for m in result[name]), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.chaos", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--rate", type=float, default=40.0, help="tickets/s [40]")
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of load [600]")
+    parser.add_argument("--kills", type=int, default=100, help="worker SIGKILLs [100]")
+    parser.add_argument("--broker-restarts", type=int, default=4, help="[4]")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--window", type=float, default=40.0, help="SANDAN_WINDOW s [40]")
+    parser.add_argument("--wipe-share", type=float, default=0.2, help="restarts with no data [0.2]")
+    parser.add_argument("--drain-limit", type=float, default=600.0, help="s to decide all [600]")
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 10**6)
+    parser.add_argument("--out", default="reports")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # it retries through the restarts
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
+    started = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) / f"chaos-{started}"
+    out.mkdir(parents=True)
+    try:
+        result = asyncio.run(_run(args, out))
+    except RunError as exc:
+        print(f"chaos run failed: {exc}")
+        return 2
+    result["started"] = started
+    (out / "report.json").write_text(json.dumps(result, indent=2))
+    (out / "report.md").write_text(_markdown(result))
+    print(_markdown(result))
+    print(f"report: {out / 'report.md'}")
+    shutil.rmtree(out / "kafka", ignore_errors=True)
+    for data in out.glob("data-*"):
+        shutil.rmtree(data, ignore_errors=True)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
