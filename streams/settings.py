@@ -186,6 +186,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     brokers: str = "127.0.0.1:9092"
     topic_prefix: str = "cbec."
     partitions: int = 12
+    replication_factor: int = 1
     window: float = 24 * 3600.0
     retention: float = 7 * 86400.0
     released_horizon: float = 180 * 86400.0
@@ -312,6 +313,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "brokers": _brokers,
     "topic_prefix": _prefix,
     "partitions": _positive_int,
+    "replication_factor": _positive_int,
     "window": parse_duration,
     "retention": parse_duration,
     "released_horizon": parse_duration,
@@ -340,6 +342,10 @@ SETTINGS_HELP = {
     "SANDAN_BROKERS": ("127.0.0.1:9092", "Kafka bootstrap servers, comma-separated host:port"),
     "SANDAN_TOPIC_PREFIX": ("cbec.", "prefix of every topic sandan reads, writes or owns"),
     "SANDAN_PARTITIONS": ("12", "partitions of the topics `sandan topics` creates"),
+    "SANDAN_REPLICATION_FACTOR": (
+        "1",
+        "replicas of each topic `sandan topics` creates (at most the number of brokers)",
+    ),
     "SANDAN_WINDOW": ("24h", "time a ticket waits for its three documents"),
     "SANDAN_RETENTION": ("7d", "time a ticket is kept after its first document"),
     "SANDAN_RELEASED_HORIZON": (

@@ -66,7 +66,12 @@ async def create_topics(settings: Settings) -> list[str]:
         topics.changelogs, compacted
     )
     wanted = [
-        NewTopic(name, settings.partitions, 1, topic_configs=configs.get(name, big))
+        NewTopic(
+            name,
+            settings.partitions,
+            settings.replication_factor,
+            topic_configs=configs.get(name, big),
+        )
         for name in topics.all()
     ]
     admin = AIOKafkaAdminClient(

@@ -32,6 +32,7 @@ def test_defaults_when_no_variable_is_set() -> None:
     assert settings.brokers == "127.0.0.1:9092"
     assert settings.topic_prefix == "cbec."
     assert settings.partitions == 12
+    assert settings.replication_factor == 1
     assert settings.window == 24 * HOUR
     assert settings.retention == 7 * DAY
     assert settings.released_horizon == 180 * DAY
@@ -77,6 +78,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "SANDAN_BROKERS": "kafka-1:9092,kafka-2:19092",
             "SANDAN_TOPIC_PREFIX": "test-run_1.",
             "SANDAN_PARTITIONS": "3",
+            "SANDAN_REPLICATION_FACTOR": "3",
             "SANDAN_WINDOW": "15s",
             "SANDAN_RETENTION": "2m",
             "SANDAN_RELEASED_HORIZON": "30d",
@@ -97,6 +99,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         brokers="kafka-1:9092,kafka-2:19092",
         topic_prefix="test-run_1.",
         partitions=3,
+        replication_factor=3,
         window=15.0,
         retention=120.0,
         released_horizon=30 * DAY,
@@ -213,6 +216,11 @@ def test_released_horizon_shorter_than_retention_is_rejected() -> None:
         ("SANDAN_PARTITIONS", "-1"),
         ("SANDAN_PARTITIONS", "1.5"),
         ("SANDAN_PARTITIONS", ""),
+        ("SANDAN_REPLICATION_FACTOR", "0"),
+        ("SANDAN_REPLICATION_FACTOR", "-1"),
+        ("SANDAN_REPLICATION_FACTOR", "three"),
+        ("SANDAN_REPLICATION_FACTOR", "2.5"),
+        ("SANDAN_REPLICATION_FACTOR", ""),
         ("SANDAN_WINDOW", "1 day"),
         ("SANDAN_WINDOW", "24H"),
         ("SANDAN_WINDOW", ""),
