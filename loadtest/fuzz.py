@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--findings", type=Path, default=Path(".cache/fuzz"))
     parser.add_argument("--slow", type=float, default=5.0, help="seconds: a slower input fails")
     parser.add_argument("--hang", type=float, default=120.0, help="seconds: the watchdog")
-    parser.add_argument("--time-limit", type=float, default=3600.0)
+    parser.add_argument("--time-limit", type=float, default=7200.0, help="seconds, in all")
     parser.add_argument("--index", type=int, help="make and check only this input, then stop")
     parser.add_argument("--save", type=Path, help="with --index: write the input here")
     args = parser.parse_args(argv)
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         findings_dir=args.findings,
         progress_s=30.0,
     )
-    text = report(result, "make fuzz" + (f" ({command})"))
+    text = report(result, command)
     print(text)
     if args.report is not None:
         args.report.parent.mkdir(parents=True, exist_ok=True)
