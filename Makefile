@@ -72,6 +72,9 @@ chaos: setup kafka-jars ## the chaos run on a broker of its own: KILLS (100) wor
 throughput: setup kafka-up ## drain a backlog of TICKETS (100000) with WORKERS workers (one per core)
 	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000} --workers $${WORKERS:-$$(nproc)}
 
+throughput-garbage: setup kafka-up ## the same backlog of TICKETS (100000) clean and with GARBAGE (0.1) of its records malformed, ROUNDS (2) each; report in reports/
+	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000} --workers $${WORKERS:-$$(nproc)} --garbage $${GARBAGE:-0.1} --rounds $${ROUNDS:-2} --report reports/garbage-throughput.md
+
 fuzz: setup ## the decoders' fuzzer: INPUTS (1000000) hostile inputs from SEED (1) through the intake path, report in reports/
 	$(BIN)/python -m loadtest.fuzz --inputs $${INPUTS:-1000000} --seed $${SEED:-1} --report reports/fuzz-decoders.md
 
@@ -81,4 +84,4 @@ bench: setup ## micro-benchmarks (pytest-benchmark)
 clean: kafka-down ## remove the venv, the Kafka cache and local state
 	rm -rf $(VENV) .cache data
 
-.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format loadtest loadtest-short loadtest-http chaos throughput fuzz bench clean
+.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format loadtest loadtest-short loadtest-http chaos throughput throughput-garbage fuzz bench clean

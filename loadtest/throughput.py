@@ -1,6 +1,7 @@
 """A throughput measurement: a backlog of tickets drained by one worker or more.
 
     python -m loadtest.throughput --brokers 127.0.0.1:9092 --tickets 100000 [--workers 1]
+    python -m loadtest.throughput ... --garbage 0.1 --rounds 2 --report reports/garbage.md
 
 It creates topics under a fresh prefix, produces the whole plan (default fault mix, no
 timeouts within the run) before the workers start, starts ``sandan worker`` (``--workers``
@@ -8,12 +9,18 @@ of them, sharing the partitions), and reads the
 outputs until every expected decision and rejection is there. Throughput is tickets decided
 per minute between the first and the last output's timestamp; the outputs are checked against
 the ground truth. The sustained, open-loop load test with latency is ``make loadtest``'s job.
+
+With ``--garbage 0.1`` it drains the backlog twice (``--rounds`` times each, alternating): as
+planned, and with malformed records from the decoders' fuzzer making 10 % of the records, each
+expected rejected ``SCHEMA``; it reports both rates and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +29,10 @@ import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from loadtest.fuzz import garbage
 from loadtest.generator import generate
 from loadtest.processes import Worker, fresh_deployment, stop
-from loadtest.truth import DEFAULT_MIX
+from loadtest.truth import DEFAULT_MIX, DocKind, ExpectedRejection, Plan
 from loadtest.verify import verify
 from streams.settings import Settings
 from streams.topics import Topics
@@ -87,25 +95,33 @@ async def _drain(
     return seen
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.throughput")
-    parser.add_argument("--brokers", default="127.0.0.1:9092")
-    parser.add_argument("--tickets", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args(argv)
+Input = tuple[DocKind, bytes | None, bytes]  # document type, key, value
 
+
+class Measured(msgspec.Struct):
+    """One drained backlog: what went in, how fast it was decided, whether it was right."""
+
+    name: str
+    tickets: int
+    records: int
+    garbage: int
+    decided: int
+    outputs: int
+    span_s: float
+    tickets_per_minute: float
+    records_per_minute: float
+    mismatches: list[str]
+
+
+def _measure(args: argparse.Namespace, name: str, records: list[Input], plan: Plan) -> Measured:
+    """Produce ``records`` (document type, key, value) under a fresh prefix, drain them with
+    ``args.workers`` workers, check the outputs against ``plan``."""
     env = fresh_deployment("tp", args.brokers, args.partitions, "1h")
     settings = Settings.from_env(env)
     started = time.monotonic()
-    plan = generate(args.seed, args.tickets, rate=None, window=3600.0, faults=BACKLOG_MIX)
-    records = [(settings.topic(r.doc_type), r.key, r.value) for r in plan.records]
+    asyncio.run(_produce_all(settings, [(settings.topic(k), key, v) for k, key, v in records]))
     took = time.monotonic() - started
-    print(f"planned {plan.tickets} tickets, {len(records)} records in {took:.1f}s", flush=True)
-    started = time.monotonic()
-    asyncio.run(_produce_all(settings, records))
-    print(f"produced them in {time.monotonic() - started:.1f}s; starting the worker", flush=True)
+    print(f"[{name}] produced {len(records)} records in {took:.1f}s; starting", flush=True)
 
     expected = sum(len(d) for d in plan.decisions.values()) + len(plan.rejections)
     with tempfile.TemporaryDirectory() as data:
@@ -124,22 +140,139 @@ def main(argv: list[str] | None = None) -> int:
     report = verify(plan, decisions, rejections)
     stamps = sorted(ts for _, ts, _ in seen)
     span_s = max((stamps[-1] - stamps[0]) / 1000, 1e-3) if stamps else float("nan")
-    per_minute = report.tickets_decided / span_s * 60
-    print(
-        orjson.dumps(
-            {
-                "tickets": plan.tickets,
-                "decided": report.tickets_decided,
-                "outputs": len(seen),
-                "span_s": round(span_s, 2),
-                "tickets_per_minute": round(per_minute),
-                "mismatches": len(report.mismatches),
-            }
-        ).decode()
+    measured = Measured(
+        name=name,
+        tickets=plan.tickets,
+        records=len(records),
+        garbage=len(records) - len(plan.records),
+        decided=report.tickets_decided,
+        outputs=len(seen),
+        span_s=round(span_s, 2),
+        tickets_per_minute=round(report.tickets_decided / span_s * 60),
+        records_per_minute=round(len(records) / span_s * 60),
+        mismatches=report.mismatches,
     )
+    shown = msgspec.structs.replace(measured, mismatches=[])
+    print(msgspec.json.encode(shown).decode(), flush=True)
     for line in report.mismatches[:10]:
         print(f"  - {line}")
-    return 0 if report.ok else 1
+    return measured
+
+
+def with_garbage(
+    plan: Plan, share: float, seed: int, max_size: int
+) -> tuple[list[Input], Plan, int]:
+    """The plan's records with malformed ones (loadtest.fuzz.garbage: each rejected SCHEMA
+    whole) making ``share`` of them, spread evenly at random; the plan expecting them; the
+    malformed records' bytes."""
+    count = round(len(plan.records) * share / (1 - share))
+    bad = garbage(seed, count, max_size=max_size)
+    rng = random.Random(seed)
+    places = sorted(rng.randrange(len(plan.records) + 1) for _ in bad)
+    records: list[Input] = []
+    clean = iter(plan.records)
+    at = 0
+    for number, (place, item) in enumerate(zip(places, bad, strict=True)):
+        while at < place:
+            record = next(clean)
+            records.append((record.doc_type, record.key, record.value))
+            at += 1
+        records.append((item.made.doc_type, f"garbage-{number}".encode(), item.made.value))
+    records += [(r.doc_type, r.key, r.value) for r in clean]
+    expected = [ExpectedRejection("SCHEMA", g.made.doc_type, g.guid) for g in bad]
+    truth = msgspec.structs.replace(plan, rejections=[*plan.rejections, *expected])
+    return records, truth, sum(len(g.made.value) for g in bad)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.throughput")
+    parser.add_argument("--brokers", default="127.0.0.1:9092")
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--garbage",
+        type=float,
+        default=0.0,
+        help="share of malformed input records (0.1: 10 %%); the clean backlog is drained too",
+    )
+    parser.add_argument("--garbage-max-size", type=int, default=64 * 1024)
+    parser.add_argument("--rounds", type=int, default=1, help="each backlog this many times")
+    parser.add_argument("--report", type=Path, help="write a markdown report here")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    plan = generate(args.seed, args.tickets, rate=None, window=3600.0, faults=BACKLOG_MIX)
+    clean: list[Input] = [(r.doc_type, r.key, r.value) for r in plan.records]
+    backlogs = [("clean", clean, plan)]
+    garbage_bytes = 0
+    if args.garbage:
+        records, truth, garbage_bytes = with_garbage(
+            plan, args.garbage, args.seed, args.garbage_max_size
+        )
+        backlogs.append((f"{args.garbage:.0%} garbage", records, truth))
+    took = time.monotonic() - started
+    print(f"planned {plan.tickets} tickets, {len(plan.records)} records in {took:.1f}s", flush=True)
+    runs = [
+        _measure(args, name, records, truth)
+        for _ in range(args.rounds)
+        for name, records, truth in backlogs
+    ]
+    ok = all(not run.mismatches for run in runs)
+    if args.garbage:
+        text = garbage_report(args, runs, backlogs[1][1], garbage_bytes)
+        print(text)
+        if args.report is not None:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(text)
+    return 0 if ok else 1
+
+
+def garbage_report(
+    args: argparse.Namespace, runs: list[Measured], records: list[Input], garbage_bytes: int
+) -> str:
+    """Clean and garbage runs side by side, with the ratio of their median tickets/min."""
+    clean = [r for r in runs if not r.garbage]
+    dirty = [r for r in runs if r.garbage]
+    per_minute = {
+        name: statistics.median(r.tickets_per_minute for r in group)
+        for name, group in (("clean", clean), ("garbage", dirty))
+    }
+    ratio = per_minute["garbage"] / per_minute["clean"]
+    bad = dirty[0].garbage
+    command = (
+        f"python -m loadtest.throughput --tickets {args.tickets} --workers {args.workers} "
+        f"--partitions {args.partitions} --seed {args.seed} --garbage {args.garbage} "
+        f"--rounds {args.rounds}"
+    )
+    lines = [
+        "# Throughput with malformed input",
+        "",
+        f"Command: `{command}`.",
+        "",
+        f"The same backlog of {args.tickets:,} tickets ({clean[0].records:,} records) drained by "
+        f"{args.workers} worker(s), clean and with {bad:,} malformed records "
+        f"({bad / dirty[0].records:.1%} of the records) from the decoders' fuzzer "
+        f"(loadtest.fuzz.garbage: each rejected SCHEMA whole; at most "
+        f"{args.garbage_max_size:,} bytes), alternating, {args.rounds} round(s).",
+        "",
+        "| run | records | garbage | tickets decided | span (s) | tickets/min | records/min "
+        "| mismatches |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    lines += [
+        f"| {r.name} | {r.records:,} | {r.garbage:,} | {r.decided:,} | {r.span_s:.1f} "
+        f"| {r.tickets_per_minute:,.0f} | {r.records_per_minute:,.0f} | {len(r.mismatches)} |"
+        for r in runs
+    ]
+    lines += [
+        "",
+        f"Median tickets/min: clean {per_minute['clean']:,.0f}, with garbage "
+        f"{per_minute['garbage']:,.0f}: **ratio {ratio:.3f}** (target: at least 0.85).",
+        f"Garbage bytes: {garbage_bytes:,} of {sum(len(v) for _, _, v in records):,}.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

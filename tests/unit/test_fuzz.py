@@ -16,8 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from loadtest.fuzz import OUTCOMES, ContractError, check, make, run
+from loadtest.fuzz import OUTCOMES, ContractError, check, garbage, make, run
 from loadtest.hostile import KIND_NAMES, KINDS, hostile, make_seeds
+from loadtest.hostile.base import MAX_MESSAGE_BYTES
+from schemas.ceb_xml import is_xml
+from schemas.codec import readable_fields
 from schemas.documents import DocType
 
 SEEDS = make_seeds(1)
@@ -140,3 +143,15 @@ def test_any_bytes_as_the_text_of_any_xml_field(
     data.draw(st.sampled_from(leaves)).text = MARK
     value = etree.tostring(root, encoding="UTF-8").replace(MARK.encode(), text)
     assert check(doc_type, value) in OUTCOMES
+
+
+def test_garbage_is_rejected_whole_and_names_what_intake_reads() -> None:
+    items = garbage(3, 60, max_size=20_000, huge=1)
+    assert len(items) == 60
+    assert sum(len(g.made.value) > MAX_MESSAGE_BYTES for g in items) == 1
+    assert all(len(g.made.value) <= 20_000 for g in items[:-1])
+    for item in items:
+        assert check(item.made.doc_type, item.made.value) == "rejected"
+        expected = None if is_xml(item.made.value) else readable_fields(item.made.value).get("guid")
+        assert item.guid == expected
+    assert garbage(3, 60, max_size=20_000, huge=1) == items
