@@ -15,19 +15,61 @@
 # (a later key wins, e.g. listeners), and SANDAN_KAFKA_FORMAT_ARGS holds more arguments for
 # formatting a new broker's storage, split on spaces without quoting, e.g.
 # --add-scram SCRAM-SHA-256=[name=u,password=p].
+#
+# A local cluster: SANDAN_KAFKA_NODES=3 (default 1) runs three KRaft nodes, each a combined
+# broker+controller and one of the quorum's three voters, node n (1..3) on client port
+# SANDAN_KAFKA_PORT + 2(n-1), its controller on the port after, in run-<its client port>/ with
+# its own pid file; all of them in one cluster (one cluster id). The topics' defaults become
+# default.replication.factor=3, min.insync.replicas=2, and the same for the consumer offsets
+# (replication 3) and transaction state (replication 3, min ISR 2). Each command then takes a
+# node number, or none for every node:
+#
+#   kafka/broker.sh start [n]   start every node (together: the quorum needs two), or node n
+#   kafka/broker.sh stop [n]    stop every node, or node n (SIGTERM: a controlled shutdown)
+#   kafka/broker.sh kill [n]    SIGKILL every node, or node n, by its pid file
+#   kafka/broker.sh status [n]  exit 0 if every node (node n) is running and answering
+#
+# e.g. SANDAN_KAFKA_NODES=3 SANDAN_KAFKA_PORT=19092 kafka/broker.sh kill 2; the clients'
+# bootstrap servers are then 127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096. A node's heap
+# is SANDAN_KAFKA_HEAP (default 1g for one node, 512m each in a cluster; at least 256m).
+# kill works on a single broker too. Transaction partition verification (KIP-890) stays on.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 home=${SANDAN_KAFKA_HOME:-$here/../.cache/kafka}
 mkdir -p "$home"
 home=$(cd "$home" && pwd)
-port=${SANDAN_KAFKA_PORT:-9092}
-controller_port=$((port + 1))
-run="$home/run-$port"
-pidfile="$run/broker.pid"
+base_port=${SANDAN_KAFKA_PORT:-9092}
+nodes=${SANDAN_KAFKA_NODES:-1}
 lib="$home/lib"
 
 die() { echo "kafka/broker.sh: $*" >&2; exit 1; }
+
+[[ $nodes =~ ^[1-9][0-9]?$ ]] || die "SANDAN_KAFKA_NODES must be a number of nodes, got '$nodes'"
+replicas=$((nodes < 3 ? nodes : 3))
+min_isr=$((replicas > 1 ? replicas - 1 : 1))
+if ((nodes == 1)); then
+    heap=${SANDAN_KAFKA_HEAP:-1g}
+    label=broker
+else
+    heap=${SANDAN_KAFKA_HEAP:-512m}
+fi
+voters=""
+for ((n = 1; n <= nodes; n++)); do
+    voters+="${voters:+,}$n@127.0.0.1:$((base_port + 2 * (n - 1) + 1))"
+done
+
+use_node() { # node $1's id, ports, run dir and pid file
+    node=$1
+    port=$((base_port + 2 * (node - 1)))
+    controller_port=$((port + 1))
+    run="$home/run-$port"
+    pidfile="$run/broker.pid"
+    if ((nodes > 1)); then
+        label="broker node $node"
+    fi
+}
+use_node 1
 
 answers() { # the port accepts connections
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
@@ -50,8 +92,8 @@ jars() {
 write_config() {
     cat >"$run/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
+node.id=$node
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
@@ -60,15 +102,15 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$run/data
 num.partitions=1
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=12
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
 transaction.state.log.num.partitions=12
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-min.insync.replicas=1
-default.replication.factor=1
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+min.insync.replicas=$min_isr
+default.replication.factor=$replicas
 group.initial.rebalance.delay.ms=0
 transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
 log.flush.interval.messages=9223372036854775807
@@ -80,12 +122,27 @@ PROPS
     fi
 }
 
-start() {
-    if running; then
-        echo "broker already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
-        return
-    fi
-    jars
+cluster_id="" # one for every node of the cluster: a formatted node's, else a new one
+find_cluster_id() {
+    [[ -n $cluster_id ]] && return
+    local n meta
+    for ((n = 1; n <= nodes; n++)); do
+        meta="$home/run-$((base_port + 2 * (n - 1)))/data/meta.properties"
+        if [[ -f $meta ]]; then
+            cluster_id=$(sed -n 's/^cluster.id=//p' "$meta")
+            [[ -n $cluster_id ]] && return
+        fi
+    done
+    cluster_id=$(java -cp "$lib/*" kafka.tools.StorageTool random-uuid)
+}
+
+started_lines() { # how often this node's log says it started (the log outlives restarts)
+    local count
+    count=$(grep -c "Kafka Server started" "$run/logs/server.log" 2>/dev/null) || true
+    echo "${count:-0}"
+}
+
+launch() { # start this node's JVM, formatting its storage the first time; do not wait
     if answers; then
         die "port $port is taken by another process; set SANDAN_KAFKA_PORT"
     fi
@@ -95,28 +152,53 @@ start() {
     if [[ ! -f $run/data/meta.properties ]]; then
         local -a format_args
         read -r -a format_args <<<"${SANDAN_KAFKA_FORMAT_ARGS:-}"
-        java -cp "$cp" kafka.tools.StorageTool format -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid)" \
+        find_cluster_id
+        java -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" \
             -c "$run/server.properties" --ignore-formatted "${format_args[@]}" >"$run/logs/format.log" 2>&1 \
             || { cat "$run/logs/format.log" >&2; die "formatting the storage failed"; }
     fi
-    nohup java -Xms256m -Xmx${SANDAN_KAFKA_HEAP:-1g} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    nohup java -Xms256m -Xmx"$heap" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
         -Dkafka.logs.dir="$run/logs" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
         -cp "$cp" kafka.Kafka "$run/server.properties" >"$run/logs/stdout.log" 2>&1 &
     echo $! >"$pidfile"
+}
+
+await_start() { # until this node answers and its log says it started more than $1 times
+    local before=$1
     for _ in $(seq 1 600); do
         if ! running; then
             tail -n 30 "$run/logs/stdout.log" >&2
-            die "the broker exited during start (logs in $run/logs)"
+            die "the $label exited during start (logs in $run/logs)"
         fi
-        if answers && grep -q "Kafka Server started" "$run/logs/server.log" 2>/dev/null; then
-            echo "broker running on 127.0.0.1:$port (pid $(cat "$pidfile"), data in $run)"
+        if answers && (($(started_lines) > before)); then
+            echo "$label running on 127.0.0.1:$port (pid $(cat "$pidfile"), data in $run)"
             return
         fi
         sleep 0.1
     done
     stop
-    die "the broker did not answer within 60 s (logs in $run/logs)"
+    die "the $label did not answer within 60 s (logs in $run/logs)"
+}
+
+start() { # the chosen nodes together (a new cluster's quorum needs most of them at once)
+    jars
+    local n
+    local -A before=()
+    for n in "${chosen[@]}"; do
+        use_node "$n"
+        if running; then
+            echo "$label already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
+            continue
+        fi
+        before[$n]=$(started_lines)
+        launch
+    done
+    for n in "${chosen[@]}"; do
+        [[ -n ${before[$n]:-} ]] || continue
+        use_node "$n"
+        await_start "${before[$n]}"
+    done
 }
 
 stop() {
@@ -126,24 +208,74 @@ stop() {
     fi
     local pid
     pid=$(cat "$pidfile")
-    kill "$pid"
+    kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; echo "broker on port $port stopped"; return; }
+        kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; echo "$label on port $port stopped"; return; }
         sleep 0.1
     done
-    echo "broker on port $port did not stop in 30 s; killing it" >&2
+    echo "$label on port $port did not stop in 30 s; killing it" >&2
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$pidfile"
 }
 
-status() {
-    running && answers
+stop_chosen() { # SIGTERM to every chosen node at once (one quorum loss), then wait for each
+    local n
+    local -a up=()
+    for n in "${chosen[@]}"; do
+        use_node "$n"
+        if running; then
+            up+=("$n")
+            ((${#chosen[@]} == 1)) || kill "$(cat "$pidfile")" 2>/dev/null || true
+        fi
+    done
+    for n in "${up[@]}"; do
+        use_node "$n"
+        if running; then
+            stop
+        else
+            rm -f "$pidfile"
+            echo "$label on port $port stopped"
+        fi
+    done
 }
+
+kill_chosen() { # SIGKILL, by the pid files (only the processes this script started)
+    local n pid
+    for n in "${chosen[@]}"; do
+        use_node "$n"
+        if running; then
+            pid=$(cat "$pidfile")
+            kill -9 "$pid"
+            for _ in $(seq 1 100); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            echo "$label on port $port killed"
+        fi
+        rm -f "$pidfile"
+    done
+}
+
+status() {
+    local n
+    for n in "${chosen[@]}"; do
+        use_node "$n"
+        running && answers || return 1
+    done
+}
+
+if [[ -n ${2:-} ]]; then
+    [[ $2 =~ ^[0-9]+$ ]] && (($2 >= 1 && $2 <= nodes)) || die "no node '$2' (nodes 1-$nodes)"
+    chosen=("$2")
+else
+    mapfile -t chosen < <(seq 1 "$nodes")
+fi
 
 case "${1:-}" in
     jars) jars ;;
     start) start ;;
-    stop) stop ;;
+    stop) stop_chosen ;;
+    kill) kill_chosen ;;
     status) status ;;
-    *) die "usage: broker.sh jars|start|stop|status" ;;
+    *) die "usage: broker.sh jars|start|stop|kill|status [node]" ;;
 esac

@@ -44,6 +44,7 @@ _BROKER_SCRIPT_SETTINGS = frozenset(
         "SANDAN_KAFKA_HEAP",
         "SANDAN_KAFKA_EXTRA_CONFIG",
         "SANDAN_KAFKA_FORMAT_ARGS",
+        "SANDAN_KAFKA_NODES",
     }
 )
 

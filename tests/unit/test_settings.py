@@ -274,6 +274,7 @@ def test_unknown_variable_is_rejected_by_name(name: str) -> None:
         "SANDAN_KAFKA_HEAP",
         "SANDAN_KAFKA_EXTRA_CONFIG",
         "SANDAN_KAFKA_FORMAT_ARGS",
+        "SANDAN_KAFKA_NODES",
     ],
 )
 def test_broker_script_variables_are_tolerated(name: str) -> None:
