@@ -21,13 +21,26 @@ from mode import Service
 from streams.engine import Engine
 from streams.pipeline import SandanPipeline
 from streams.settings import Settings
+from streams.store import DataDirError
 
-__all__ = ("EngineService", "create_app")
+__all__ = ("EXIT_DATA_DIR", "EXIT_ENGINE_FAILED", "EngineService", "create_app", "data_dir_stop")
 
 log = logging.getLogger(__name__)
 
 EXIT_ENGINE_FAILED = 70  # EX_SOFTWARE: a supervisor restarts the worker
+# EX_IOERR: the data dir cannot take the local state (full, read-only, not permitted); a
+# restart works once it can.
+EXIT_DATA_DIR = 74
 MAX_FAILURES_IN_A_ROW = 5
+
+
+def data_dir_stop(settings: Settings, error: DataDirError) -> str:
+    """The one line that says why the worker stops on its data dir, and what to do."""
+    return (
+        f"data dir {settings.data_dir.absolute()}: {error.strerror} ({error.name}: "
+        f"{error.detail}); stopping with exit code {EXIT_DATA_DIR}: start the worker again "
+        "once the data dir can be written, it restores its state from the changelogs"
+    )
 
 
 class EngineService(Service):
@@ -55,13 +68,22 @@ class EngineService(Service):
         error) start a new one in this process: the failed step was rolled back, the new
         clients resume from the committed offsets and restore what the local state lacks.
         ``MAX_FAILURES_IN_A_ROW`` failures with no batch committed between them is not a
-        passing fault: the worker stops, saying so, rather than loop."""
+        passing fault: the worker stops, saying so, rather than loop.
+
+        A data dir that cannot take the state (:class:`DataDirError`: full, read-only...) is
+        not a passing fault either, and no new engine mends it: the worker stops at once, in
+        one line. Nothing is pending then: the failed step's transaction was aborted, or it
+        committed before the local write failed, and a restart restores that from the
+        changelog."""
         failures = 0
         while True:
             committed = self.engine.batches
             try:
                 await self.engine.run()
                 return
+            except DataDirError as exc:
+                log.critical("%s", data_dir_stop(self.settings, exc))
+                os._exit(EXIT_DATA_DIR)
             except Exception:
                 failures = 1 if self.engine.batches > committed else failures + 1
                 log.exception("the engine failed (%d in a row); starting it again", failures)

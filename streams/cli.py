@@ -44,12 +44,20 @@ def _worker(args: argparse.Namespace) -> None:
     _limit_malloc_arenas()  # before any thread starts
     import faust  # noqa: PLC0415 - only the worker needs faust
 
-    from streams.app import create_app  # noqa: PLC0415
+    from streams.app import EXIT_DATA_DIR, create_app, data_dir_stop  # noqa: PLC0415
     from streams.logmask import install  # noqa: PLC0415
+    from streams.store import as_data_dir_error  # noqa: PLC0415
 
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        app = create_app(settings)  # opens the local state
+    except OSError as exc:
+        error = as_data_dir_error(exc, settings.data_dir)
+        if error is None:
+            raise
+        print(f"sandan: {data_dir_stop(settings, error)}", file=sys.stderr)
+        raise SystemExit(EXIT_DATA_DIR) from None
 
     class _Worker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:

@@ -44,7 +44,7 @@ from streams.kafka_security import aiokafka_security
 from streams.ledger import BuyerLedger, decide
 from streams.records import Record
 from streams.settings import Settings
-from streams.store import Store
+from streams.store import DataDirError, Store
 from streams.tickets import (
     Group,
     KeyedRejection,
@@ -161,6 +161,8 @@ class SandanPipeline:
                 elif topic == topics.outcomes:
                     outcome = _decode_outcome(record.value or b"")
                     self._on_outcome(record.partition, outcome, now_ms)
+            except DataDirError:
+                raise  # the disk under the local state, not this record: never set aside
             except Exception as exc:
                 raise _PoisonRecordError(index, exc) from exc
         self._drain_ledger_inbox(now_ms)

@@ -13,10 +13,21 @@ WriteBatch; ``rollback`` forgets them. So the database only ever holds committed
 state, and ``restore`` resumes from the stored offset. A write that moves a key's timer removes
 the old entry when the caller says where it was (``replaces_due_ms``); an entry left stale
 (by a restore) is found stale when it fires.
+
+A directory that cannot take the writes (full, read-only, not permitted, failing) raises
+:class:`DataDirError`: at open, at a transaction's first write (before the transaction commits:
+the file system must be writable with ``MIN_FREE_BYTES`` free, the room a flush of the write
+buffer takes) and from any RocksDB call that fails with such an error. The write buffer reaches
+the disk only when it is flushed (there is no write-ahead log), so without that first check a
+full disk would only show at the next flush, long after it filled.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
+import re
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -27,12 +38,79 @@ from rocksdict import BlockBasedOptions, DBCompressionType, Options, Rdict, Writ
 
 from streams.engine import Output
 
-__all__ = ("Store",)
+__all__ = (
+    "DATA_DIR_ERRNOS",
+    "MIN_FREE_BYTES",
+    "DataDirError",
+    "Store",
+    "as_data_dir_error",
+    "data_dir_errno",
+)
+
+log = logging.getLogger(__name__)
 
 _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
 RESTORE_POLL_RECORDS = 20_000
 _UNSTAGED = object()
+WRITE_BUFFER_BYTES = 32 * 1024 * 1024
+MIN_FREE_BYTES = WRITE_BUFFER_BYTES  # a flush of a full write buffer must fit
+# Errors of the disk under the data dir, not of a record or a broker: no retry in the same
+# process mends them.
+DATA_DIR_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+)
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how rocksdict's Rust side names an errno
+
+
+class DataDirError(OSError):
+    """The local state's directory cannot take the store's writes (or reads): ``errno`` says
+    why (one of ``DATA_DIR_ERRNOS``), ``filename`` is the store's directory, ``detail`` what
+    failed (the free space, or RocksDB's message naming the file)."""
+
+    def __init__(self, code: int, path: Path, detail: str) -> None:
+        super().__init__(code, os.strerror(code), str(path))
+        self.detail = detail
+
+    @property
+    def name(self) -> str:
+        """The errno's symbol: ``ENOSPC``."""
+        return errno.errorcode.get(self.errno or 0, str(self.errno))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror} ({self.name}: {self.detail})"
+
+
+def data_dir_errno(error: BaseException) -> int | None:
+    """The errno of ``error`` when it is one of ``DATA_DIR_ERRNOS``, else None: an OSError's
+    own, or the one a rocksdict error names, as RocksDB words it (``IO error: No space left on
+    device: While appending to file: ...``) or as Rust does (``... (os error 28)``)."""
+    if isinstance(error, OSError):
+        code = error.errno
+    else:
+        text = str(error)
+        found = _OS_ERROR.search(text)
+        if found:
+            code = int(found[1])
+        else:
+            code = next((c for c in sorted(DATA_DIR_ERRNOS) if os.strerror(c) in text), None)
+    return code if code in DATA_DIR_ERRNOS else None
+
+
+def as_data_dir_error(error: BaseException, path: Path) -> DataDirError | None:
+    """``error`` as a :class:`DataDirError` of ``path`` if it is one, else None."""
+    if isinstance(error, DataDirError):
+        return error
+    code = data_dir_errno(error)
+    return None if code is None else DataDirError(code, path, str(error))
+
+
+def _raise_if_data_dir_error(error: BaseException, path: Path) -> None:
+    found = as_data_dir_error(error, path)
+    if found is error:
+        raise found
+    if found is not None:
+        raise found from error
 
 
 class Store:
@@ -41,8 +119,14 @@ class Store:
     def __init__(
         self, path: Path, changelog: str, due: Callable[[bytes], int | None] | None = None
     ) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(path), _options())
+        self.path = path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self.check_room()
+            self._db = Rdict(str(path), _options())
+        except Exception as exc:
+            _raise_if_data_dir_error(exc, path)
+            raise
         # The changelog is the durable copy: no write-ahead log, a crash loses at most what
         # the changelog still has (and the offset saved beside it says so).
         self._write_options = WriteOptions()
@@ -54,7 +138,39 @@ class Store:
         self._removed_timers: list[bytes] = []
 
     def close(self) -> None:
-        self._db.close()
+        """Close, flushing the write buffer; a disk that cannot take it loses nothing (the
+        changelog holds it, past the checkpoint on disk): one line says so."""
+        try:
+            self._db.close()
+        except Exception as exc:
+            if data_dir_errno(exc) is None:
+                raise
+            log.warning(
+                "the local state in %s was not flushed on close (%s); the next start restores "
+                "it from %s",
+                self.path,
+                exc,
+                self.changelog,
+            )
+
+    def check_room(self) -> None:
+        """Raise :class:`DataDirError` unless the store's file system is writable with
+        ``MIN_FREE_BYTES`` free (for an unprivileged writer)."""
+        try:
+            stat = os.statvfs(self.path)
+        except OSError as exc:
+            _raise_if_data_dir_error(exc, self.path)
+            raise
+        if stat.f_flag & os.ST_RDONLY:
+            raise DataDirError(errno.EROFS, self.path, "the file system is mounted read-only")
+        free = stat.f_bavail * stat.f_frsize
+        if free < MIN_FREE_BYTES:
+            mib = 1024 * 1024
+            detail = (
+                f"{free // mib} MiB free, less than the {MIN_FREE_BYTES // mib} MiB "
+                "a flush of the local state needs"
+            )
+            raise DataDirError(errno.ENOSPC, self.path, detail)
 
     # -- reads and staged writes ----------------------------------------------------------
 
@@ -62,7 +178,11 @@ class Store:
         staged = self._staged.get((partition, key), _UNSTAGED)
         if staged is not _UNSTAGED:
             return staged  # type: ignore[return-value]  # bytes | None once staged
-        value: bytes | None = self._db.get(b"v" + _U16.pack(partition) + key)
+        try:
+            value: bytes | None = self._db.get(b"v" + _U16.pack(partition) + key)
+        except Exception as exc:
+            _raise_if_data_dir_error(exc, self.path)
+            raise
         return value
 
     def put(
@@ -75,7 +195,10 @@ class Store:
     ) -> Output:
         """Stage a write (None deletes), with a timer at ``due_ms`` if given (else computed
         by the store's ``due`` function, when it has one) in place of the key's timer at
-        ``replaces_due_ms``; return its changelog record."""
+        ``replaces_due_ms``; return its changelog record. The transaction's first write checks
+        that the disk can take them (:meth:`check_room`), before the transaction commits."""
+        if not self._staged:
+            self.check_room()
         self._staged[(partition, key)] = value
         if due_ms is None and value is not None and self._due is not None:
             due_ms = self._due(value)
@@ -89,20 +212,29 @@ class Store:
         """Keys of ``partition`` with a timer at or before ``now_ms`` (oldest first); each
         timer entry returned is removed on commit."""
         prefix = b"t" + _U16.pack(partition)
-        it = self._db.iter()
-        it.seek(prefix)
-        count = 0
-        while it.valid() and count < limit:
-            entry: bytes = it.key()
-            if not entry.startswith(prefix) or _U64.unpack_from(entry, 3)[0] > now_ms:
-                break
-            self._removed_timers.append(entry)
-            yield entry[11:]
-            count += 1
-            it.next()
+        try:
+            it = self._db.iter()
+            it.seek(prefix)
+            count = 0
+            while it.valid() and count < limit:
+                entry: bytes = it.key()
+                if not entry.startswith(prefix) or _U64.unpack_from(entry, 3)[0] > now_ms:
+                    break
+                self._removed_timers.append(entry)
+                yield entry[11:]
+                count += 1
+                it.next()
+            it.status()  # an iterator stops at a read error: raise it, not "no more timers"
+        except Exception as exc:
+            _raise_if_data_dir_error(exc, self.path)
+            raise
 
     def commit(self, offsets: dict[int, int]) -> None:
-        """The transaction committed; ``offsets`` are the last changelog offsets it wrote."""
+        """The transaction committed; ``offsets`` are the last changelog offsets it wrote.
+
+        One WriteBatch, applied whole or not at all: the checkpoints advance only with the
+        writes. When it fails the staged writes are dropped all the same; the checkpoint on
+        disk is older than them, so a restore applies them again from the changelog."""
         batch = WriteBatch(raw_mode=True)
         for (partition, key), value in self._staged.items():
             db_key = b"v" + _U16.pack(partition) + key
@@ -116,8 +248,13 @@ class Store:
             batch.put(entry, b"")
         for partition, offset in offsets.items():
             batch.put(b"c" + _U16.pack(partition), _U64.pack(offset + 1))
-        self._db.write(batch, self._write_options)
-        self.rollback()
+        try:
+            self._db.write(batch, self._write_options)
+        except Exception as exc:
+            _raise_if_data_dir_error(exc, self.path)
+            raise
+        finally:
+            self.rollback()
 
     def rollback(self) -> None:
         self._staged.clear()
@@ -127,7 +264,11 @@ class Store:
     # -- restore --------------------------------------------------------------------------
 
     def checkpoint(self, partition: int) -> int:
-        stored = self._db.get(b"c" + _U16.pack(partition))
+        try:
+            stored = self._db.get(b"c" + _U16.pack(partition))
+        except Exception as exc:
+            _raise_if_data_dir_error(exc, self.path)
+            raise
         return _U64.unpack(stored)[0] if stored else 0
 
     async def restore(
@@ -188,7 +329,7 @@ def _options() -> Options:
     options.create_if_missing(True)
     options.set_block_based_table_factory(table)
     options.set_compression_type(DBCompressionType.lz4())
-    options.set_write_buffer_size(32 * 1024 * 1024)
+    options.set_write_buffer_size(WRITE_BUFFER_BYTES)
     options.set_max_write_buffer_number(2)
     return options
 
