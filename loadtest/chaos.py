@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from loadtest.driver import read_outputs
 from loadtest.generator import generate
 from loadtest.processes import RunError, Worker, free_port, fresh_deployment
 from loadtest.truth import DEFAULT_MIX, Plan
@@ -307,19 +309,21 @@ def _ledger_problems(changelog: list[Any], decisions: list[Any]) -> list[str]:
 
 
 async def _wait_decided(env: dict[str, str], plan: Plan, partitions: int, limit: float) -> None:
+    """Until every expected decision is out (and then a few quiet seconds: anything that would
+    come twice comes now), read once from the start."""
     prefix = env["SANDAN_TOPIC_PREFIX"]
     wanted = sum(len(revisions) for revisions in plan.decisions.values())
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        seen = await _read_all(
-            env["SANDAN_BROKERS"], [f"{prefix}release", f"{prefix}divert"], partitions
-        )
-        if sum(len(v) for v in seen.values()) >= wanted:
-            await asyncio.sleep(5)  # anything that would come twice comes now
-            return
-        await asyncio.sleep(5)
-    msg = f"not every decision was out within {limit:g} s"
-    raise RunError(msg)
+    start = {
+        TopicPartition(f"{prefix}{topic}", p): 0
+        for topic in ("release", "divert")
+        for p in range(partitions)
+    }
+    seen = await read_outputs(
+        env["SANDAN_BROKERS"], start, until=wanted, deadline=time.monotonic() + limit, idle=5.0
+    )
+    if sum(len(v) for v in seen.values()) < wanted:
+        msg = f"not every decision was out within {limit:g} s"
+        raise RunError(msg)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -339,6 +343,7 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     await asyncio.to_thread(broker.start)
     tally = Tally()
     fleet: Fleet | None = None
+    tasks: list[asyncio.Task[Any]] = []
     try:
         env = await asyncio.to_thread(
             fresh_deployment, "chaos", broker.address, args.partitions, f"{args.window:g}s"
@@ -358,6 +363,7 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         supervisor = asyncio.create_task(fleet.supervise(stop))
         started = time.monotonic()
         producing = asyncio.create_task(_produce(broker.address, env["SANDAN_TOPIC_PREFIX"], plan))
+        tasks += [supervisor, producing]
         await _chaos(args, fleet, broker, tally, rng)
         await producing
         load_seconds = time.monotonic() - started
@@ -368,6 +374,10 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         topics = ["release", "divert", "rejected", "receipt", "sandan-ledger-changelog"]
         seen = await _read_all(broker.address, [prefix + t for t in topics], args.partitions)
     finally:
+        for task in tasks:  # the supervisor must not start what stop_all stops
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if fleet is not None:
             fleet.stop_all()
         await asyncio.to_thread(broker.stop)
