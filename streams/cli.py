@@ -68,17 +68,23 @@ def _worker(args: argparse.Namespace) -> None:
     worker.execute_from_commandline()
 
 
-def _topics(args: argparse.Namespace) -> None:
+def _require_brokers(settings: Settings) -> None:
+    """A one-shot command facing brokers it cannot reach: one line saying why, exit 1 (aiokafka
+    only says that it could not bootstrap, with a traceback)."""
     from streams.kafka_security import connection_problem  # noqa: PLC0415
-    from streams.topics import create_topics  # noqa: PLC0415
 
-    settings = _settings()
-    _log_to_stderr(settings)
-    # aiokafka only says that it could not bootstrap: say why, in one line, and stop.
     problem = asyncio.run(connection_problem(settings))
     if problem is not None:
         print(f"sandan: cannot connect to the brokers: {problem}", file=sys.stderr)
         raise SystemExit(1)
+
+
+def _topics(args: argparse.Namespace) -> None:
+    from streams.topics import create_topics  # noqa: PLC0415
+
+    settings = _settings()
+    _log_to_stderr(settings)
+    _require_brokers(settings)
     created = asyncio.run(create_topics(settings))
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
 
@@ -88,6 +94,7 @@ def _demo(args: argparse.Namespace) -> None:
 
     settings = _settings()
     _log_to_stderr(settings)
+    _require_brokers(settings)
     demo = run_demo(settings, tickets=args.tickets, seed=args.seed, gateway=args.gateway)
     raise SystemExit(asyncio.run(demo))
 

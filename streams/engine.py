@@ -176,6 +176,7 @@ class Engine:
                     self.transactional_id,
                     error.str(),
                 )
+        await self._wait_for_topics()
         self.consumer = Consumer(
             {
                 **common,
@@ -197,6 +198,8 @@ class Engine:
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 1_000,
                 "max.poll.interval.ms": 300_000,
+                # Topics created after the worker started are found within seconds.
+                "topic.metadata.refresh.interval.ms": 10_000,
             }
         )
         self.consumer.subscribe(
@@ -205,6 +208,22 @@ class Engine:
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
+
+    async def _wait_for_topics(self) -> None:
+        """Subscribe only to topics that exist, saying what is missing meanwhile."""
+        while True:
+            metadata = await asyncio.to_thread(self.producer.list_topics, None, START_RETRY)
+            missing = [
+                topic
+                for topic in self.topics.consumed
+                if topic not in metadata.topics or metadata.topics[topic].error is not None
+            ]
+            if not missing:
+                return
+            log.warning(
+                "waiting for the topics %s (create them with `sandan topics`)", ", ".join(missing)
+            )
+            await asyncio.sleep(START_RETRY)
 
     async def stop(self) -> None:
         """Stop after the step in flight; close the consumer (a static member's session ends
