@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import statistics
 import tempfile
@@ -128,6 +129,7 @@ class Measured(msgspec.Struct):
     records_per_minute: float
     worker_cpu_s: float  # from the first output to the last: the cost, whatever else runs
     tickets_per_cpu_s: float
+    load: float  # the machine's 1-minute load average at the end: what else was running
     mismatches: list[str]
 
 
@@ -170,6 +172,7 @@ def _measure(args: argparse.Namespace, name: str, records: list[Input], plan: Pl
         records_per_minute=round(len(records) / span_s * 60),
         worker_cpu_s=round(cpu_s, 2),
         tickets_per_cpu_s=round(report.tickets_decided / max(cpu_s, 1e-3)),
+        load=round(os.getloadavg()[0], 1),
         mismatches=report.mismatches,
     )
     shown = msgspec.structs.replace(measured, mismatches=[])
@@ -283,13 +286,13 @@ def garbage_report(
         "from the first output to the last; worker CPU over the same stretch.",
         "",
         "| run | records | garbage | tickets decided | span (s) | tickets/min | records/min "
-        "| worker CPU (s) | tickets per CPU s | mismatches |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| worker CPU (s) | tickets per CPU s | load average | mismatches |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     lines += [
         f"| {r.name} | {r.records:,} | {r.garbage:,} | {r.decided:,} | {r.span_s:.1f} "
         f"| {r.tickets_per_minute:,.0f} | {r.records_per_minute:,.0f} | {r.worker_cpu_s:.1f} "
-        f"| {r.tickets_per_cpu_s:,.0f} | {len(r.mismatches)} |"
+        f"| {r.tickets_per_cpu_s:,.0f} | {r.load:.1f} | {len(r.mismatches)} |"
         for r in runs
     ]
     lines += [
