@@ -294,7 +294,7 @@ class Store:
         try:
             tps = [TopicPartition(self.changelog, p) for p in partitions]
             consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
+            ends = await _high_watermarks(brokers, tps, security)
             todo = {}
             for tp in tps:
                 start = self.checkpoint(tp.partition)
@@ -317,6 +317,29 @@ class Store:
         finally:
             await consumer.stop()
         return applied
+
+
+async def _high_watermarks(
+    brokers: str, tps: list[TopicPartition], security: Mapping[str, Any] | None
+) -> dict[TopicPartition, int]:
+    """Where a restore reads to: each partition's high watermark, not its last stable offset.
+
+    The previous owner's last transaction can be committed, its consumed offsets already
+    stable, while its commit marker is still on its way to a changelog partition (the
+    transaction coordinator writes the markers of each partition leader separately: on a
+    cluster they land at different times). The last stable offset then stops before that
+    transaction's changes, and a restore to it would lose them for good. Read with
+    read_committed up to the high watermark, the restore waits for the markers and still skips
+    what was aborted (a transaction left open waits for its timeout)."""
+    consumer = AIOKafkaConsumer(  # read_uncommitted: its end offsets are the high watermarks
+        bootstrap_servers=brokers, **(security or {}), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
 
 
 def _options() -> Options:
