@@ -51,7 +51,7 @@ def small_disk(path: Path, mib: int) -> Iterator[Path]:
     done = _mount("-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path))
     if done.returncode != 0:
         pytest.fail(
-            f"cannot mount a {mib} MiB tmpfs on {path} for the worker's data dir "
+            f"cannot mount a {mib} MiB tmpfs on {path} for a data dir "
             f"({done.stderr.strip() or f'mount exited with {done.returncode}'}): this test "
             "needs root (or CAP_SYS_ADMIN) and never skips",
             pytrace=False,
