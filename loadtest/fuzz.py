@@ -28,10 +28,11 @@ import sys
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import msgspec
 from lxml import etree
@@ -39,7 +40,7 @@ from lxml import etree
 from loadtest.hostile import KIND_NAMES, Hostile, Seeds, hostile, make_seeds
 from loadtest.hostile.base import MAX_DOCUMENT_BYTES, MAX_MESSAGE_BYTES
 from schemas.ceb_xml import decode_message, encode_message, is_xml
-from schemas.codec import decode_document, encode_json
+from schemas.codec import decode_document, encode_json, readable_fields
 from schemas.documents import DOCUMENT_TYPES, DocType
 from schemas.errors import SchemaError
 from schemas.keys import ticket_id
@@ -64,6 +65,11 @@ OUTCOMES = ("rejected", "nodes rejected", "accepted")
 _SOURCE = Source(topic="cbec.fuzz", partition=0, offset=0, timestamp=1_795_490_400_000)
 _NOW_MS = 1_795_490_400_000
 _COP_CODE = "3301980FZZ"
+# A value with more brackets than this is decoded again from deeper in the stack, where a
+# worker's or the gateway's callers leave msgspec less of Python's recursion limit.
+_NESTED = 64
+_DEEP_STACK = 500
+T = TypeVar("T")
 MAX_SAVED = 100  # inputs of findings written to the findings folder, at most
 _RECEIPT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
@@ -122,6 +128,10 @@ def check(doc_type: DocType, value: bytes) -> str:
             decode_message(doc_type, value, MAX_MESSAGE_BYTES)
     except SchemaError as exc:
         _expect_detail(exc.detail)
+    if value.count(b"[") + value.count(b"{") > _NESTED:
+        shallow = _json_outcome(doc_type, value)
+        if _deeper(_DEEP_STACK, lambda: _json_outcome(doc_type, value)) != shallow:
+            raise ContractError("the JSON decoding depends on the caller's stack depth")
     items = read(Incoming(doc_type, b"key", value, _SOURCE), MAX_DOCUMENT_BYTES, MAX_MESSAGE_BYTES)
     if not items:
         raise ContractError("no document and no rejection")
@@ -153,6 +163,19 @@ def check(doc_type: DocType, value: bytes) -> str:
     if whole_schema:
         return "rejected"
     return "nodes rejected" if schema_nodes else "accepted"
+
+
+def _json_outcome(doc_type: DocType, value: bytes) -> tuple[object, dict[str, str]]:
+    try:
+        decoded: object = decode_document(doc_type, value, MAX_DOCUMENT_BYTES)
+    except SchemaError as exc:
+        decoded = exc.detail
+    return decoded, readable_fields(value)
+
+
+def _deeper(frames: int, call: Callable[[], T]) -> T:
+    """``call()`` from ``frames`` more frames down the stack."""
+    return call() if frames <= 0 else _deeper(frames - 1, call)
 
 
 def _expect_detail(detail: object) -> None:

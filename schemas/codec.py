@@ -25,6 +25,7 @@ from schemas.fields import dec_hook, enc_hook
 __all__ = (
     "BUSINESS_KEY_FIELDS",
     "DEFAULT_MAX_DOCUMENT_BYTES",
+    "MAX_JSON_DEPTH",
     "decode_document",
     "decode_document_cached",
     "encode_json",
@@ -32,6 +33,10 @@ __all__ = (
 )
 
 DEFAULT_MAX_DOCUMENT_BYTES = 256 * 1024
+# Arrays and objects nested deeper than this are refused before decoding. msgspec recurses per
+# level, within Python's recursion limit less the caller's stack: without a limit of its own,
+# whether a deep record decodes would depend on who calls (a test, the gateway, the worker).
+MAX_JSON_DEPTH = 128
 RECENT_DOCUMENTS = 32_768
 
 # The identifying fields a rejection repeats, where the record lets us read them.
@@ -56,6 +61,9 @@ _JSON_ENCODER = msgspec.json.Encoder(enc_hook=enc_hook)
 # the control characters only from escapes (raw ones are not JSON): the cheap test on the bytes.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _NOT_XML_ESCAPE = re.compile(rb"\\(?:u(?:00[01]|[fF]{3}[eEfF])|[bf])")
+# a whole string (its escapes too), or a bracket
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
+_TOO_DEEP = f"not a JSON document: nested deeper than {MAX_JSON_DEPTH} levels - at `$`"
 
 
 def decode_document(
@@ -74,18 +82,37 @@ def decode_document(
     except UnicodeDecodeError as exc:
         msg = f"not a JSON document in UTF-8: {exc.reason} (byte {exc.start}) - at `$`"
         raise SchemaError(msg) from None
+    if _deeper_than(raw, MAX_JSON_DEPTH):
+        raise SchemaError(_TOO_DEEP)
     try:
         document: Document = _DECODERS[doc_type].decode(raw)
     except msgspec.ValidationError as exc:
         raise SchemaError(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise SchemaError(f"not a JSON document in UTF-8: {exc} - at `$`") from None
-    except RecursionError:
-        # Deeply nested arrays/objects (in an ignored field) exhaust msgspec's recursion limit.
-        raise SchemaError("not a JSON document: nested too deeply - at `$`") from None
+    except RecursionError:  # only for a caller already near the recursion limit
+        raise SchemaError(_TOO_DEEP) from None
     if (b"\\" in raw and _NOT_XML_ESCAPE.search(raw)) or "\ufffe" in text or "\uffff" in text:
         _check_xml_text(document)  # (the test on the bytes also hits ignored fields and keys)
     return document
+
+
+def _deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than ``limit`` (brackets in strings do not
+    count). Two counts settle it for nearly every record; the scan runs past ``limit``
+    brackets."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for token in _JSON_TOKENS.finditer(raw):
+        bracket = token[0]
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif bracket in (b"]", b"}"):
+            depth -= 1
+    return False
 
 
 def _check_xml_text(document: Document) -> None:
@@ -125,7 +152,10 @@ def _decode_recent(doc_type: DocType, raw: bytes) -> Document:
 
 
 def readable_fields(raw: bytes | None) -> dict[str, str]:
-    """The business key fields of a record that failed to decode, where they are strings."""
+    """The business key fields of a record that failed to decode, where they are strings
+    (none from a record nested deeper than MAX_JSON_DEPTH)."""
+    if raw and _deeper_than(raw, MAX_JSON_DEPTH):
+        return {}
     try:
         loose: Any = _LOOSE.decode(raw or b"")
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from schemas.codec import (
     BUSINESS_KEY_FIELDS,
     DEFAULT_MAX_DOCUMENT_BYTES,
+    MAX_JSON_DEPTH,
     decode_document,
     encode_json,
     readable_fields,
@@ -287,6 +288,9 @@ def test_limit_counts_bytes_not_characters():
     )
 
 
+TOO_DEEP = "not a JSON document: nested deeper than 128 levels - at `$`"
+
+
 @pytest.mark.parametrize("doc_type", DOC_TYPES)
 @pytest.mark.parametrize(("opening", "closing"), [(b"[", b"]"), (b'{"a":', b"}")])
 def test_deeply_nested_ignored_field_rejected(doc_type, opening, closing):
@@ -294,13 +298,58 @@ def test_deeply_nested_ignored_field_rejected(doc_type, opening, closing):
     nested = opening * depth + b"1" + closing * depth
     raw = b'{"extra": ' + nested + b", " + EXAMPLES[doc_type][1:]
     assert len(raw) < DEFAULT_MAX_DOCUMENT_BYTES
-    assert reject(doc_type, raw) == "not a JSON document: nested too deeply - at `$`"
+    assert reject(doc_type, raw) == TOO_DEEP
 
 
 @pytest.mark.parametrize("doc_type", DOC_TYPES)
 def test_moderately_nested_ignored_field_accepted(doc_type):
     raw = b'{"extra": ' + b"[" * 100 + b"]" * 100 + b", " + EXAMPLES[doc_type][1:]
     assert decode_document(doc_type, raw) == decode_document(doc_type, EXAMPLES[doc_type])
+
+
+def nested_in_extra(levels: int, opening: bytes = b"[", closing: bytes = b"]") -> bytes:
+    """The example order with an ignored field making ``levels`` levels in all."""
+    inner = levels - 1  # the document's object is the first level
+    return b'{"extra": ' + opening * inner + closing * inner + b", " + EXAMPLES["order"][1:]
+
+
+def at_stack_depth(frames: int, call: Any) -> Any:
+    return call() if frames == 0 else at_stack_depth(frames - 1, call)
+
+
+def test_max_json_depth_is_128():
+    assert MAX_JSON_DEPTH == 128
+    assert isinstance(decode_document("order", nested_in_extra(128)), Order)
+    assert reject("order", nested_in_extra(129)) == TOO_DEEP
+    assert reject("order", nested_in_extra(129, b'{"a":', b"}")) == TOO_DEEP
+
+
+def test_brackets_in_strings_do_not_count():
+    raw = b'{"extra": "' + b"[{" * 500 + b'\\"[", ' + EXAMPLES["order"][1:]
+    assert isinstance(decode_document("order", raw), Order)
+
+
+# Found by the fuzzer (loadtest/fuzz.py): msgspec recurses per level within Python's recursion
+# limit less the caller's stack, so a record nested some 900 levels deep decoded in a test (or
+# had its guid read) and was "nested too deeply" in the worker, deeper in the stack.
+@pytest.mark.parametrize("levels", [100, 128, 129, 900, 990])
+@pytest.mark.parametrize("frames", [300, 600])  # a worker's stack holds far fewer
+def test_the_outcome_does_not_depend_on_the_callers_stack(levels, frames):
+    raw = EXAMPLES["order"].replace(
+        b'"acturalPaid": "497.50"', b'"acturalPaid": ' + b"[" * levels + b"]" * levels
+    )
+    extra = nested_in_extra(levels)
+
+    def outcome(value: bytes) -> tuple[object, dict[str, str]]:
+        try:
+            decoded: object = decode_document("order", value)
+        except SchemaError as exc:
+            decoded = exc.detail
+        return decoded, readable_fields(value)
+
+    for value in (raw, extra):
+        assert at_stack_depth(frames, lambda v=value: outcome(v)) == outcome(value)
+    assert ("guid" in outcome(raw)[1]) == (levels < MAX_JSON_DEPTH)  # a level for the object
 
 
 # Found by the fuzzer (loadtest/fuzz.py): a JSON document with a character XML cannot carry was

@@ -155,3 +155,16 @@ def test_garbage_is_rejected_whole_and_names_what_intake_reads() -> None:
         expected = None if is_xml(item.made.value) else readable_fields(item.made.value).get("guid")
         assert item.guid == expected
     assert garbage(3, 60, max_size=20_000, huge=1) == items
+
+
+def test_check_refuses_a_decoding_that_depends_on_the_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from schemas import codec
+
+    raw = SEEDS.json["order"][0]
+    deep = raw[:1] + b'"x": ' + b"[" * 900 + b"]" * 900 + b", " + raw[1:]
+    assert check("order", deep) == "rejected"
+    monkeypatch.setattr(codec, "_deeper_than", lambda raw, limit: False)  # no limit of its own
+    with pytest.raises(ContractError, match="depends on the caller's stack depth"):
+        check("order", deep)
