@@ -18,10 +18,6 @@ previous owner is pending on them), and only then restores the partitions' state
 starts from a changelog a late commit would still change. Why this and not aiokafka:
 docs/fencing.md.
 
-With other workers in the group, documents are applied and windows closed only up to the
-time they have processed their input partitions to (streams/horizon.py): a document hopping
-from a lagging worker keeps its place in the order of arrival.
-
 Rebalance callbacks run inside ``consume()``, between two steps, on the consumer's own thread;
 they hand the restore to the event loop and wait for it.
 """
@@ -44,7 +40,6 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from schemas.keys import murmur2_partition
 from streams.arrivals import ArrivalBuffer
-from streams.horizon import Horizon, Measurement
 from streams.kafka_security import librdkafka_security
 from streams.records import Record, TopicPartition
 from streams.settings import Settings
@@ -72,7 +67,6 @@ TRANSACTION_TIMEOUT_MS = 30_000
 # it reads the committed offsets; the client calls below are bounded by the same margin.
 CLIENT_TIMEOUT = 2 * TRANSACTION_TIMEOUT_MS / 1000
 START_RETRY = 5.0  # seconds between attempts while the brokers cannot be reached at start
-HORIZON_INTERVAL = 0.2  # seconds between two measurements of the other workers' progress
 
 
 class Output(NamedTuple):
@@ -127,14 +121,7 @@ class Engine:
         self._last_arrival: dict[TopicPartition, int] = {}
         self._fetched: set[TopicPartition] = set()  # fetched at least once since assigned
         self._caught_up: set[TopicPartition] = set()  # the last fetch reached the stable end
-        self._read_to: dict[TopicPartition, int] = {}  # the offset fetched up to, markers too
         self._committed: dict[TopicPartition, int] = {}  # the next offset to consume
-        # How far the other workers processed their input partitions (streams/horizon.py):
-        # None while this worker owns every partition; else the usable time and the measurement
-        # that waits for the repartition partitions to be read past its ends.
-        self._horizon_ms: int | None = None
-        self._measured: Measurement | None = None
-        self._horizon_task: asyncio.Task[None] | None = None
         self._arrivals = ArrivalBuffer()
         self._paused: set[TopicPartition] = set()
         self._round_robin = 0
@@ -221,8 +208,6 @@ class Engine:
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
-        self._horizon = Horizon(common, self.group_id)
-        self._horizon_task = asyncio.create_task(self._watch_horizon(), name="horizon")
 
     async def _wait_for_topics(self) -> None:
         """Subscribe only to topics that exist, saying what is missing meanwhile."""
@@ -244,11 +229,6 @@ class Engine:
         """Stop after the step in flight; close the consumer (a static member's session ends
         by its timeout, so a restart with the same id takes its partitions back)."""
         self._stopping = True
-        if self._horizon_task is not None:
-            self._horizon_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._horizon_task
-            await asyncio.to_thread(self._horizon.close)
         if self._loop is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._done.wait(), CLIENT_TIMEOUT)
@@ -273,7 +253,7 @@ class Engine:
     def _poll(self, timeout: float) -> dict[TopicPartition, list[Record]]:
         """Fetch up to a batch; note which partitions reached their stable end."""
         batch: dict[TopicPartition, list[Record]] = {}
-        caught_up, fetched, read_to = self._caught_up, self._fetched, self._read_to
+        caught_up, fetched = self._caught_up, self._fetched
         for message in self.consumer.consume(MAX_RECORDS_PER_BATCH, timeout):
             error = message.error()
             tp = TopicPartition(message.topic(), message.partition())  # type: ignore[arg-type]
@@ -281,7 +261,6 @@ class Engine:
                 if error.code() == KafkaError._PARTITION_EOF:
                     caught_up.add(tp)
                     fetched.add(tp)
-                    read_to[tp] = message.offset()  # type: ignore[assignment]  # past the markers
                     continue
                 if error.fatal():
                     raise KafkaException(error)
@@ -293,8 +272,6 @@ class Engine:
             if part is None:
                 part = batch[tp] = []
             part.append(_record(message))
-        for tp, part in batch.items():
-            read_to[tp] = part[-1].offset + 1
         return batch
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
@@ -310,7 +287,6 @@ class Engine:
         started = time.monotonic()
         self._in_loop(self.pipeline.assign(numbers))
         self.assignment |= numbers
-        self._horizon_ms, self._measured = None, None
         log.info(
             "assigned partitions %s (restored in %.1f s)",
             sorted(numbers),
@@ -350,9 +326,6 @@ class Engine:
                 offsets[tp] = part[-1].offset + 1
         watermark, lagging = self._arrived_until(now_ms)
         until = watermark
-        horizon = self._usable_horizon()
-        if horizon is not None and horizon < until:
-            until, lagging = horizon, True  # a document may still hop here from before it
         # Bounded (MAX_RECORDS_PER_STEP); the timers then run only up to what was released.
         room = max(MAX_RECORDS_PER_STEP - len(records), 0)
         arrived, arrived_offsets = self._arrivals.release(until if lagging else None, room)
@@ -399,55 +372,13 @@ class Engine:
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
         """Partitions revoked: drop what was fetched from them and not processed."""
         revoked = list(revoked)
-        self._horizon_ms, self._measured = None, None  # measured for another assignment
         self._arrivals.drop(revoked)
         for tp in revoked:
             self._last_arrival.pop(tp, None)
             self._paused.discard(tp)
             self._fetched.discard(tp)
             self._caught_up.discard(tp)
-            self._read_to.pop(tp, None)
             self._committed.pop(tp, None)
-
-    # -- the other workers' progress ---------------------------------------------------------
-
-    async def _watch_horizon(self) -> None:
-        """Measure the other workers' progress every ``HORIZON_INTERVAL`` while they own some
-        partitions (streams/horizon.py)."""
-        while True:
-            await asyncio.sleep(HORIZON_INTERVAL)
-            owned = set(self.assignment)
-            foreign = [
-                TopicPartition(topic, p)
-                for topic in self.topics.inputs
-                for p in range(self.settings.partitions)
-                if p not in owned
-            ]
-            if not owned:
-                continue
-            if not foreign:
-                self._horizon_ms, self._measured = None, None
-                continue
-            repartition = [TopicPartition(self.topics.repartition, p) for p in sorted(owned)]
-            measured = await asyncio.to_thread(self._horizon.measure, foreign, repartition)
-            if measured is not None and self.assignment == owned:
-                self._measured = measured
-                if self._horizon_ms is None:
-                    self._horizon_ms = 0  # nothing may pass until the first measurement is usable
-
-    def _usable_horizon(self) -> int | None:
-        """The horizon, moved on to the latest measurement once the repartition partitions have
-        been read past the ends it names; None when this worker owns every partition."""
-        measured = self._measured
-        if measured is not None:
-            read_to, committed = self._read_to, self._committed
-            if all(
-                max(read_to.get(tp, 0), committed.get(tp, 0)) >= end
-                for tp, end in measured.ends.items()
-            ):
-                self._horizon_ms = max(self._horizon_ms or 0, measured.until_ms)
-                self._measured = None
-        return self._horizon_ms
 
     # -- the transaction ---------------------------------------------------------------------
 
