@@ -66,8 +66,8 @@ loadtest-short: setup kafka-up ## a one-minute load test that checks correctness
 loadtest-http: setup kafka-up ## the load test through the gateway: RATE tickets/s (1417) for DURATION s (60) straight to Kafka, then in requests of 1 and of 100 documents
 	$(BIN)/python -m loadtest.http --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --rate $${RATE:-1417} --duration $${DURATION:-60}
 
-chaos: setup kafka-jars ## the chaos run on a broker of its own: KILLS (100) worker SIGKILLs and BROKER_RESTARTS (4) under RATE tickets/s (40) for DURATION s (600), checked exactly; report in reports/
-	$(BIN)/python -m loadtest.chaos --rate $${RATE:-40} --duration $${DURATION:-600} --kills $${KILLS:-100} --broker-restarts $${BROKER_RESTARTS:-4}
+chaos: setup kafka-jars ## the chaos run on a broker of its own (NODES=3: a 3-node KRaft cluster, replication 3, one node restarted at a time): KILLS (100) worker SIGKILLs and BROKER_RESTARTS (4) under RATE tickets/s (40) for DURATION s (600), checked exactly; report in reports/
+	$(BIN)/python -m loadtest.chaos --rate $${RATE:-40} --duration $${DURATION:-600} --kills $${KILLS:-100} --broker-restarts $${BROKER_RESTARTS:-4} --nodes $${NODES:-1}
 
 throughput: setup kafka-up ## drain a backlog of TICKETS (100000) with WORKERS workers (one per core)
 	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000} --workers $${WORKERS:-$$(nproc)}

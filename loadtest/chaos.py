@@ -3,6 +3,7 @@ load with the generator's faults flows; then a read_committed check against the 
 
     python -m loadtest.chaos --rate 40 --duration 600 --kills 100 --broker-restarts 4
     (make chaos; the short version runs in make test: tests/integration/test_chaos_short.py)
+    python -m loadtest.chaos --nodes 3 ...   (make chaos NODES=3; tests/integration/test_cluster.py)
 
 It starts its own broker (``kafka/broker.sh`` on free ports, so it may restart and kill it),
 ``--workers`` workers on a fresh topic prefix, and acts as their supervisor: a worker that
@@ -10,7 +11,11 @@ exits (a transaction failed while the broker was away, say) is started again. Me
 
 - ``--kills`` SIGKILLs of a random worker, spread over the load: some right after a restart
   (during its restore), some restarted with an empty data dir (a full changelog restore);
-- ``--broker-restarts`` restarts of the broker, clean (SIGTERM) and SIGKILL in turn;
+- ``--broker-restarts`` restarts of the broker, clean (SIGTERM) and SIGKILL in turn; with
+  ``--nodes 3`` the brokers are a local KRaft cluster of three (``SANDAN_KAFKA_NODES=3``:
+  replication factor 3, min.insync.replicas 2), sandan's topics are created with
+  ``SANDAN_REPLICATION_FACTOR=3``, and each restart hits one random node, never two at once:
+  the next waits until every partition's replicas are all in sync again;
 - workers coming and going rebalance the partitions each time.
 
 At the end every worker is left running until every expected decision is out, then the outputs
@@ -33,6 +38,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +51,11 @@ from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported: no __all__
+    AdminClient,
+    ConfigResource,
+    ResourceType,
+)
 
 from loadtest.driver import read_outputs
 from loadtest.generator import generate
@@ -62,39 +73,49 @@ RESTART_PAUSE = 0.5  # seconds between a worker's exit and its restart
 # restart, which delays what is sent meanwhile (arrival is the broker's append time).
 SETTLE = 12.0
 IN_RESTORE_SHARE = 0.25  # of the kills, those that also catch the restarted worker restoring
+IN_SYNC_LIMIT = 180.0  # seconds for a restarted node's replicas to be in sync again
 
 
 @dataclass
 class Broker:
-    """A broker this run started (``kafka/broker.sh`` on its own ports and run dir)."""
+    """A broker this run started (``kafka/broker.sh`` on its own ports and run dir), or with
+    ``nodes`` > 1 a KRaft cluster: node n on ``port + 2(n - 1)``, each node started, stopped
+    or killed alone when given (``None``: all of them)."""
 
     port: int
     home: Path
+    nodes: int = 1
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port + 2 * n for n in range(self.nodes)]
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
-    def _script(self, command: str) -> None:
+    def _script(self, command: str, node: int | None = None) -> None:
         env = {**os.environ, "SANDAN_KAFKA_PORT": str(self.port)}
         env["SANDAN_KAFKA_HOME"] = str(self.home)
+        env["SANDAN_KAFKA_NODES"] = str(self.nodes)
         subprocess.run(  # noqa: S603 - our own broker script
-            ["bash", str(BROKER_SCRIPT), command],  # noqa: S607 - bash from PATH
+            ["bash", str(BROKER_SCRIPT), command, *([str(node)] if node else [])],  # noqa: S607
             env=env,
             check=True,
-            timeout=180,
+            timeout=120 + 60 * self.nodes,
             stdout=subprocess.DEVNULL,
         )
 
-    def start(self) -> None:
-        self._script("start")
+    def start(self, node: int | None = None) -> None:
+        self._script("start", node)
 
-    def stop(self) -> None:
-        self._script("stop")
+    def stop(self, node: int | None = None) -> None:
+        self._script("stop", node)
 
-    def kill(self) -> None:
-        """SIGKILL, by the pid the broker script wrote (only this run's broker)."""
-        pidfile = self.home / f"run-{self.port}" / "broker.pid"
+    def kill(self, node: int | None = None) -> None:
+        """SIGKILL, by the pid the broker script wrote (only this run's broker; with a cluster,
+        its ``node``, else the first)."""
+        pidfile = self.home / f"run-{self.ports[(node or 1) - 1]}" / "broker.pid"
         pid = int(pidfile.read_text().strip())
         os.kill(pid, signal.SIGKILL)
         for _ in range(100):
@@ -105,6 +126,66 @@ class Broker:
             time.sleep(0.1)
         pidfile.unlink(missing_ok=True)
 
+    def wait_in_sync(self, limit: float) -> float:
+        """Seconds until every node is back and every partition (the internal topics' too) has
+        all its replicas in sync; RunError after ``limit``."""
+        admin = AdminClient({"bootstrap.servers": self.address, "log_level": 0})
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            try:
+                metadata = admin.list_topics(timeout=10)
+            except Exception:  # noqa: BLE001 - a KafkaException while the cluster settles
+                metadata = None
+            if metadata is not None and len(metadata.brokers) == self.nodes:
+                partitions = [p for t in metadata.topics.values() for p in t.partitions.values()]
+                if all(sorted(p.isrs) == sorted(p.replicas) for p in partitions):
+                    return time.monotonic() - started
+            time.sleep(0.5)
+        msg = f"the cluster's replicas were not in sync within {limit:g} s"
+        raise RunError(msg)
+
+
+def _replication(brokers: str, prefix: str) -> dict[str, Any]:
+    """The replicas of the deployment's topics and of the internal ones (consumer offsets,
+    transaction state), and the deployment's topics' min.insync.replicas, as the cluster says."""
+    admin = AdminClient({"bootstrap.servers": brokers, "log_level": 0})
+    topics = admin.list_topics(timeout=30).topics
+    ours = sorted(name for name in topics if name.startswith(prefix))
+    internal = sorted(name for name in topics if name.startswith("__"))
+
+    def replicas(names: list[str]) -> list[int]:
+        return sorted({len(p.replicas) for n in names for p in topics[n].partitions.values()})
+
+    configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in ours])
+    min_isr = {int(f.result(30)["min.insync.replicas"].value) for f in configs.values()}
+    return {
+        "topics": len(ours),
+        "replicas": replicas(ours),
+        "min_insync_replicas": sorted(min_isr),
+        "internal": {name: replicas([name]) for name in internal},
+    }
+
+
+def _free_run_of_ports(count: int) -> int:
+    """A free port followed by ``count - 1`` more free ports (a cluster's client and controller
+    ports), below the ephemeral range: there the nodes' own connections to the voters not yet
+    listening would take some of them while the cluster starts."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    pick = random.SystemRandom()
+    for _ in range(200):
+        base = pick.randrange(10_000, max(10_001, low - count))
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    msg = f"no {count} consecutive free ports"
+    raise RunError(msg)
+
 
 @dataclass
 class Tally:
@@ -114,6 +195,7 @@ class Tally:
     kills_during_restore: int = 0
     wiped_restarts: int = 0
     broker_restarts: dict[str, int] = field(default_factory=lambda: {"clean": 0, "sigkill": 0})
+    node_restarts: list[dict[str, Any]] = field(default_factory=list)  # with a cluster
     worker_exits: Counter[int] = field(default_factory=Counter)  # exit code -> count
     ready_seconds: list[float] = field(default_factory=list)  # start to owning partitions
 
@@ -223,10 +305,27 @@ async def _chaos(
         await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
         if kind == "broker":
             clean = sum(tally.broker_restarts.values()) % 2 == 0
-            await asyncio.to_thread(broker.stop if clean else broker.kill)
+            node = None
+            if broker.nodes > 1:  # one node at a time, another than the last one
+                last = tally.node_restarts[-1]["node"] if tally.node_restarts else None
+                node = rng.choice([n for n in range(1, broker.nodes + 1) if n != last])
+            down = time.monotonic()
+            await asyncio.to_thread(broker.stop if clean else broker.kill, node)
             tally.broker_restarts["clean" if clean else "sigkill"] += 1
             await asyncio.sleep(rng.uniform(1.0, 5.0))
-            await asyncio.to_thread(broker.start)
+            await asyncio.to_thread(broker.start, node)
+            if node is not None:  # the next restart finds every replica in sync
+                up = time.monotonic()
+                seconds = await asyncio.to_thread(broker.wait_in_sync, IN_SYNC_LIMIT)
+                tally.node_restarts.append(
+                    {
+                        "node": node,
+                        "how": "clean" if clean else "sigkill",
+                        "at": round(down - started, 1),
+                        "down_seconds": round(up - down, 1),
+                        "in_sync_seconds": round(seconds, 1),
+                    }
+                )
             continue
         name = rng.choice(fleet.names)
         if rng.random() < IN_RESTORE_SHARE:  # kill it once more, soon after, in its restore
@@ -335,18 +434,30 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
-    broker = Broker(free_port(), out / "kafka")
+    if args.nodes == 1:
+        broker = Broker(free_port(), out / "kafka")
+    else:
+        broker = Broker(_free_run_of_ports(2 * args.nodes), out / "kafka", args.nodes)
     (broker.home / "lib").parent.mkdir(parents=True, exist_ok=True)
     jars = ROOT / ".cache" / "kafka" / "lib"
     if jars.exists():  # the jars are shared, the run dir is this run's own
         (broker.home / "lib").symlink_to(jars)
-    await asyncio.to_thread(broker.start)
+    try:
+        await asyncio.to_thread(broker.start)
+    except BaseException:  # a cluster may have started some of its nodes
+        await asyncio.to_thread(broker.stop)
+        raise
     tally = Tally()
     fleet: Fleet | None = None
     tasks: list[asyncio.Task[Any]] = []
     try:
         env = await asyncio.to_thread(
-            fresh_deployment, "chaos", broker.address, args.partitions, f"{args.window:g}s"
+            fresh_deployment,
+            "chaos",
+            broker.address,
+            args.partitions,
+            f"{args.window:g}s",
+            min(args.nodes, 3),
         )
         plan = generate(
             args.seed,
@@ -373,6 +484,9 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         prefix = env["SANDAN_TOPIC_PREFIX"]
         topics = ["release", "divert", "rejected", "receipt", "sandan-ledger-changelog"]
         seen = await _read_all(broker.address, [prefix + t for t in topics], args.partitions)
+        replication = None
+        if args.nodes > 1:
+            replication = await asyncio.to_thread(_replication, broker.address, prefix)
     finally:
         for task in tasks:  # the supervisor must not start what stop_all stops
             task.cancel()
@@ -394,10 +508,14 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "records": len(plan.records),
         "load_seconds": round(load_seconds, 1),
         "workers": args.workers,
+        "nodes": args.nodes,
+        "replication_factor": min(args.nodes, 3),
+        "replication": replication,
         "kills": tally.kills,
         "kills_during_restore": tally.kills_during_restore,
         "restarts_with_empty_data_dir": tally.wiped_restarts,
         "broker_restarts": tally.broker_restarts,
+        "node_restarts": tally.node_restarts,
         "worker_exits_on_their_own": {str(k): v for k, v in tally.worker_exits.items()},
         "restore_seconds": {
             "starts": len(tally.ready_seconds),
@@ -419,11 +537,18 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 def _markdown(result: dict[str, Any]) -> str:
     restore = result["restore_seconds"]
+    brokers = "the broker restarted under them"
+    if result["nodes"] > 1:
+        brokers = (
+            f"a local KRaft cluster of {result['nodes']} brokers (topics replicated "
+            f"{result['replication_factor']} times, min.insync.replicas "
+            f"{max(1, result['replication_factor'] - 1)}), one node at a time restarted under them"
+        )
     lines = [
         f"# Chaos run {result['started']}",
         "",
-        f"`{result['command']}`: {result['workers']} workers on this machine, the broker "
-        "restarted under them, the load with the generator's default faults.",
+        f"`{result['command']}`: {result['workers']} workers on this machine, {brokers}, the "
+        "load with the generator's default faults.",
         "",
         "| tickets | kills (in a restore / empty data dir) | broker restarts (clean / SIGKILL) "
         "| lost | duplicated | wrong | rejections | receipts | restore p50 / max s | verdict |",
@@ -440,6 +565,28 @@ def _markdown(result: dict[str, Any]) -> str:
         "supervisor starts it again, as systemd or Kubernetes would).",
         "",
     ]
+    if result["node_restarts"]:
+        replication = result["replication"]
+        lines += [
+            f"Replication as the cluster reported it at the end: sandan's {replication['topics']} "
+            f"topics on {replication['replicas']} replicas, min.insync.replicas "
+            f"{replication['min_insync_replicas']}; internal topics "
+            + ", ".join(f"{n} on {r} replicas" for n, r in replication["internal"].items())
+            + ".",
+            "",
+            "Node restarts, one at a time, each time every replica back in sync before the next "
+            "(at: seconds into the load; down: from the stop or SIGKILL until the node answered "
+            "again):",
+            "",
+            "| at s | node | how | down s | back in sync after s |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {r['at']} | {r['node']} | {r['how']} | {r['down_seconds']} | "
+                f"{r['in_sync_seconds']} |"
+                for r in result["node_restarts"]
+            ),
+            "",
+        ]
     for name in ("mismatches", "receipt_problems", "ledger_problems"):
         if result[name]:
             lines += [f"{name}:", "", *(f"- {m}" for m in result[name]), ""]
@@ -454,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load [600]")
     parser.add_argument("--kills", type=int, default=100, help="worker SIGKILLs [100]")
     parser.add_argument("--broker-restarts", type=int, default=4, help="[4]")
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="brokers: 1, or a KRaft cluster of 3 [1]"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--window", type=float, default=40.0, help="SANDAN_WINDOW s [40]")
@@ -462,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()) % 10**6)
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
+    if args.nodes < 1:
+        parser.error("--nodes: at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # it retries through the restarts
     args.argv = list(argv) if argv is not None else sys.argv[1:]

@@ -51,7 +51,9 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def fresh_deployment(tag: str, brokers: str, partitions: int, window: str) -> dict[str, str]:
+def fresh_deployment(
+    tag: str, brokers: str, partitions: int, window: str, replication_factor: int = 1
+) -> dict[str, str]:
     """The ``SANDAN_*`` settings of a deployment under a new topic prefix, its topics created."""
     env = {
         "SANDAN_BROKERS": brokers,
@@ -59,6 +61,8 @@ def fresh_deployment(tag: str, brokers: str, partitions: int, window: str) -> di
         "SANDAN_PARTITIONS": str(partitions),
         "SANDAN_WINDOW": window,
     }
+    if replication_factor != 1:
+        env["SANDAN_REPLICATION_FACTOR"] = str(replication_factor)
     asyncio.run(create_topics(Settings.from_env(env)))
     return env
 
