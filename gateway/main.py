@@ -64,7 +64,8 @@ class _OncePerInterval(logging.Filter):
     """Let each message template of a logger through at most once per ``interval`` seconds.
 
     aiokafka logs every failed connection attempt, several per second per client while the
-    broker is down; one line per template every 10 s says as much.
+    broker is down; one line per template every 10 s says as much. DEBUG records all pass:
+    whoever asks for DEBUG asks for every request and response.
     """
 
     def __init__(self, interval: float = 10.0) -> None:
@@ -73,6 +74,8 @@ class _OncePerInterval(logging.Filter):
         self._last: dict[tuple[str, object], float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return True
         key = (record.name, record.msg)
         last = self._last.get(key)
         if last is not None and record.created - last < self.interval:
