@@ -40,8 +40,9 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from schemas.keys import murmur2_partition
 from streams.arrivals import ArrivalBuffer
+from streams.hops import MARK, hop_origin, mark_value, read_mark
 from streams.kafka_security import librdkafka_security
-from streams.records import Record, TopicPartition
+from streams.records import Record, Routed, TopicPartition
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, Topics
 
@@ -61,7 +62,12 @@ POLL_TIMEOUT = 0.1  # seconds
 FETCH_MIN_BYTES = 512 * 1024
 FETCH_MAX_WAIT_MS = 50
 FETCH_MAX_BYTES = 64 * 1024 * 1024
-MAX_BUFFERED = 10_000  # records held back per partition before its fetching pauses
+# Documents held for their turn (streams/arrivals.py) before the input partitions ahead of
+# the watermark pause; they resume at half.
+MAX_HELD = 100_000
+# How often a worker tells the others how far it has routed (streams/hops.py) when it has
+# nothing else to write; a step that writes anyway tells them every time.
+MARK_EVERY_MS = 50
 TRANSACTION_TIMEOUT_MS = 30_000
 # A new owner waits for the previous owner's pending transaction (at most its timeout) before
 # it reads the committed offsets; the client calls below are bounded by the same margin.
@@ -84,10 +90,21 @@ class Output(NamedTuple):
 class Pipeline(Protocol):
     """What the engine drives: pure batch processing plus the state lifecycle."""
 
-    def process(self, records: Sequence[Record], now_ms: int, arrived_ms: int) -> list[Output]:
-        """Turn a batch of records (maybe none) and the timers due by ``arrived_ms`` (every
-        document that arrived before it has been consumed) into outputs, decided at
-        ``now_ms``, keeping the state changes pending."""
+    def route(
+        self, records: Sequence[Record], now_ms: int, replay_below: dict[TopicPartition, int]
+    ) -> list[Routed]:
+        """Read consumed input records: their rejections and the documents for other workers'
+        partitions become outputs of this step; return the documents for partitions owned
+        here. Below ``replay_below`` a partition's records were routed before: their
+        rejections are not repeated."""
+
+    def process(
+        self, records: Sequence[Record | Routed], now_ms: int, arrived_ms: int
+    ) -> list[Output]:
+        """Turn a batch (maybe empty: routed documents, hops and internal records, in the order
+        to apply them) and the timers due by ``arrived_ms`` (every document that arrived before
+        it has been consumed) into outputs (routing's first), decided at ``now_ms``, keeping
+        the state changes pending."""
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """The transaction holding the pending changes committed (``offsets``: the last offset
@@ -117,12 +134,21 @@ class Engine:
         self._transactions = 0
         self.assignment: set[int] = set()
         self._partition_counts: dict[str, int] = {}
-        self._arrival_topics = {*self.topics.inputs, self.topics.repartition}
-        self._last_arrival: dict[TopicPartition, int] = {}
+        self._input_topics = frozenset(self.topics.inputs)
+        self._last_arrival: dict[TopicPartition, int] = {}  # per input partition
         self._fetched: set[TopicPartition] = set()  # fetched at least once since assigned
         self._caught_up: set[TopicPartition] = set()  # the last fetch reached the stable end
-        self._committed: dict[TopicPartition, int] = {}  # the next offset to consume
-        self._arrivals = ArrivalBuffer()
+        # The next offset to consume and the metadata committed with it, per partition.
+        self._committed: dict[TopicPartition, tuple[int, str]] = {}
+        self._next: dict[TopicPartition, int] = {}  # input, repartition: the next to fetch
+        self._replay_below: dict[TopicPartition, int] = {}  # input: routed before, to there
+        # Documents held for their turn: routed here (by input partition) and hops (by
+        # repartition partition and origin), see streams/arrivals.py.
+        self._arrivals: ArrivalBuffer[TopicPartition | _HopQueue, Routed | Record] = ArrivalBuffer()
+        self._marks: dict[int, dict[tuple[str, int], int]] = {}  # repartition partition: marks
+        self._remote_origins: list[tuple[str, int]] = []  # input partitions of other workers
+        self._marked_until = 0
+        self._marked_at = 0
         self._paused: set[TopicPartition] = set()
         self._round_robin = 0
         self._held = False
@@ -282,11 +308,16 @@ class Engine:
             if tp.error is not None:
                 raise KafkaException(tp.error)
             if tp.offset >= 0:
-                self._committed[TopicPartition(tp.topic, tp.partition)] = tp.offset
+                where = TopicPartition(tp.topic, tp.partition)
+                metadata = tp.metadata or ""
+                self._committed[where] = (tp.offset, metadata)
+                if metadata.isdigit() and int(metadata) > tp.offset:
+                    self._replay_below[where] = int(metadata)
         numbers = {tp.partition for tp in partitions}
         started = time.monotonic()
         self._in_loop(self.pipeline.assign(numbers))
         self.assignment |= numbers
+        self._remote_origins = self._others_inputs()
         log.info(
             "assigned partitions %s (restored in %.1f s)",
             sorted(numbers),
@@ -298,6 +329,7 @@ class Engine:
         self.forget(revoked)
         numbers = {tp.partition for tp in partitions}
         self.assignment -= numbers
+        self._remote_origins = self._others_inputs()
         self._in_loop(self.pipeline.revoke(numbers))
         log.info("revoked partitions %s", sorted(numbers))
 
@@ -312,34 +344,42 @@ class Engine:
     # -- one step ------------------------------------------------------------------------------
 
     async def _step(self, batch: dict[TopicPartition, list[Record]]) -> None:
-        """Process the internal records fetched and the documents that arrived by the watermark
-        (in arrival order, see streams/arrivals.py), then the timers due by it."""
+        """Route the input records fetched, then apply what may be applied by now: the
+        internal records fetched, and the documents held (routed here and hops) that arrived
+        by the watermark, in arrival order (streams/arrivals.py); then the timers due by it."""
         now_ms = int(time.time() * 1000)
-        records: list[Record] = []
-        offsets: dict[TopicPartition, int] = {}
+        records: list[Record | Routed] = []
+        offsets: dict[TopicPartition, tuple[int, str]] = {}
+        inputs: list[Record] = []
         for tp, part in batch.items():
-            if tp.topic in self._arrival_topics:
-                self._arrivals.add(tp, part)
+            if tp.topic in self._input_topics:
+                inputs += part
                 self._last_arrival[tp] = part[-1].timestamp
+                self._next[tp] = part[-1].offset + 1
+            elif tp.topic == self.topics.repartition:
+                self._hold_hops(tp.partition, part)
+                self._next[tp] = part[-1].offset + 1
             else:
-                records.extend(part)
-                offsets[tp] = part[-1].offset + 1
-        watermark, lagging = self._arrived_until(now_ms)
-        until = watermark
+                records += part
+                offsets[tp] = (part[-1].offset + 1, "")
+        if inputs:
+            self._hold_routed(self.pipeline.route(inputs, now_ms, self._replay_below))
+        routed_until = self._arrived_until(now_ms)
+        until = self._ordered_until(routed_until)
         # Bounded (MAX_RECORDS_PER_STEP); the timers then run only up to what was released.
-        room = max(MAX_RECORDS_PER_STEP - len(records), 0)
-        arrived, arrived_offsets = self._arrivals.release(until if lagging else None, room)
-        held = self._arrivals.earliest(until if lagging else None)
+        room = max(MAX_RECORDS_PER_STEP - len(records) - len(inputs), 0)
+        records += self._arrivals.release(until, room)
+        held = self._arrivals.earliest(until)
         self._held = held is not None  # the next poll does not wait
         if held is not None:
             until = min(until, held - 1)
-        records.extend(arrived)
-        offsets.update(arrived_offsets)
-        self._pause_overfull(batch, watermark)
+        offsets.update(self._held_positions())
+        self._pause_overfull(until)
         try:
             outputs = self.pipeline.process(records, now_ms, until)
+            outputs += self._mark_outputs(routed_until, now_ms, busy=bool(outputs))
             written = {}
-            if outputs or records:
+            if outputs or records or inputs:
                 written = await self._produce_transaction(outputs, offsets)
         except BaseException:
             self.pipeline.rollback()
@@ -350,40 +390,100 @@ class Engine:
             self.batches += 1
             self.records += len(records)
 
-    def _pause_overfull(self, fetched: Iterable[TopicPartition], until: int) -> None:
-        """Stop fetching a partition whose records wait behind a lagging one; go on once its
-        buffer drained. The partition the watermark waits for is never paused."""
-        buffered = self._arrivals.buffered
-        full = [
-            tp
-            for tp in fetched
-            if buffered(tp) > MAX_BUFFERED
-            and tp not in self._paused
-            and self._last_arrival.get(tp) != until
-        ]
-        if full:
-            self.consumer.pause([KafkaPartition(tp.topic, tp.partition) for tp in full])
-            self._paused.update(full)
-        drained = [tp for tp in self._paused if buffered(tp) <= MAX_BUFFERED // 2]
-        if drained:
-            self.consumer.resume([KafkaPartition(tp.topic, tp.partition) for tp in drained])
-            self._paused.difference_update(drained)
+    def _hold_routed(self, routed: list[Routed]) -> None:
+        """Hold the documents routed here, by the input partition they came from."""
+        arrivals = self._arrivals
+        part: list[Routed] = []
+        where: TopicPartition | None = None
+        for item in routed:
+            record = item.record
+            tp = TopicPartition(record.topic, record.partition)
+            if tp != where:
+                if part and where is not None:
+                    arrivals.add(where, part)
+                part, where = [], tp
+            part.append(item)
+        if part and where is not None:
+            arrivals.add(where, part)
+        for tp, below in list(self._replay_below.items()):
+            if self._next.get(tp, 0) >= below:
+                del self._replay_below[tp]
+
+    def _hold_hops(self, partition: int, part: list[Record]) -> None:
+        """Hold the hops fetched from a repartition partition, by origin; note its marks."""
+        marks = self._marks.setdefault(partition, {})
+        for record in part:
+            mark = read_mark(record)
+            if mark is None:
+                self._arrivals.add(_HopQueue(partition, hop_origin(record)), (record,))
+                continue
+            for origin in mark.origins:
+                if marks.get(origin, -1) < mark.until:
+                    marks[origin] = mark.until
+
+    def _held_positions(self) -> dict[TopicPartition, tuple[int, str]]:
+        """Where the input and repartition partitions resume: at their first record still
+        held (so nothing held is lost in a crash), else after the last one fetched. An input
+        partition's metadata says how far it was routed (``replay_below`` on restart)."""
+        first: dict[TopicPartition, int] = {}
+        repartition = self.topics.repartition
+        for key, item in self._arrivals.heads():
+            if isinstance(key, _HopQueue):
+                tp = TopicPartition(repartition, key.partition)
+                offset = item.offset  # type: ignore[union-attr]  # a hop is a Record
+            else:
+                tp, offset = key, item.record.offset  # type: ignore[union-attr]
+            if offset < first.get(tp, offset + 1):
+                first[tp] = offset
+        positions: dict[TopicPartition, tuple[int, str]] = {}
+        for tp, fetched in self._next.items():
+            resume = first.get(tp, fetched)
+            routed = max(fetched, self._replay_below.get(tp, 0))
+            metadata = str(routed) if tp.topic in self._input_topics and routed > resume else ""
+            positions[tp] = (resume, metadata)
+        return positions
+
+    def _pause_overfull(self, until: int) -> None:
+        """With too much held, stop fetching the input partitions ahead of the watermark
+        (the one it waits for, and the repartition partitions that bring hops and marks, are
+        never paused); go on once half of it was applied."""
+        if len(self._arrivals) > MAX_HELD:
+            ahead = [
+                tp
+                for tp in self._last_arrival
+                if tp not in self._paused
+                and tp not in self._caught_up
+                and self._last_arrival[tp] > until
+            ]
+            if ahead:
+                self.consumer.pause([KafkaPartition(tp.topic, tp.partition) for tp in ahead])
+                self._paused.update(ahead)
+        elif self._paused and len(self._arrivals) <= MAX_HELD // 2:
+            self.consumer.resume([KafkaPartition(tp.topic, tp.partition) for tp in self._paused])
+            self._paused.clear()
 
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
-        """Partitions revoked: drop what was fetched from them and not processed."""
-        revoked = list(revoked)
-        self._arrivals.drop(revoked)
+        """Partitions revoked: drop what was fetched from them and not applied."""
+        revoked = set(revoked)
+        numbers = {tp.partition for tp in revoked if tp.topic == self.topics.repartition}
+        self._arrivals.drop(
+            lambda key: key.partition in numbers if isinstance(key, _HopQueue) else key in revoked
+        )
+        for number in numbers:
+            self._marks.pop(number, None)
         for tp in revoked:
             self._last_arrival.pop(tp, None)
             self._paused.discard(tp)
             self._fetched.discard(tp)
             self._caught_up.discard(tp)
             self._committed.pop(tp, None)
+            self._next.pop(tp, None)
+            self._replay_below.pop(tp, None)
 
     # -- the transaction ---------------------------------------------------------------------
 
     async def _produce_transaction(
-        self, outputs: list[Output], offsets: dict[TopicPartition, int]
+        self, outputs: list[Output], offsets: dict[TopicPartition, tuple[int, str]]
     ) -> dict[tuple[str, int], int]:
         """Produce ``outputs`` and commit the consumed ``offsets`` in one transaction; return
         the last offset written per topic and partition.
@@ -396,8 +496,8 @@ class Engine:
         try:
             await self._produce(outputs, written)
             positions = [
-                KafkaPartition(tp.topic, tp.partition, offset)
-                for tp, offset in {**self._committed, **offsets}.items()
+                KafkaPartition(tp.topic, tp.partition, offset, metadata=metadata)
+                for tp, (offset, metadata) in {**self._committed, **offsets}.items()
             ]
             await asyncio.to_thread(self._commit, positions)
         except BaseException as exc:
@@ -481,22 +581,71 @@ class Engine:
 
     # -- the watermark -------------------------------------------------------------------------
 
-    def _arrived_until(self, now_ms: int) -> tuple[int, bool]:
-        """The watermark: the time up to which every document that arrived has been fetched
-        (the clock where a partition is caught up, else the timestamp of the last record
-        fetched from it, so a worker that lags closes no window early; 0 until every
-        partition was fetched once), and whether some partition lags."""
-        until, lagging = now_ms, False
+    def _arrived_until(self, now_ms: int) -> int:
+        """How far this worker has routed: the time up to which every document that arrived
+        on its input partitions has been fetched (the clock where a partition is caught up,
+        else the timestamp of the last record fetched from it, so a worker that lags closes no
+        window early; 0 until every partition was fetched once)."""
+        until = now_ms
         for kafka_tp in self.consumer.assignment():
             tp = TopicPartition(kafka_tp.topic, kafka_tp.partition)
-            if tp.topic not in self._arrival_topics:
+            if tp.topic not in self._input_topics:
                 continue
             if tp not in self._fetched:
-                return 0, True
+                return 0
             if tp not in self._caught_up:
-                lagging = True
                 until = min(until, self._last_arrival.get(tp, 0))
-        return until, lagging
+        return until
+
+    def _ordered_until(self, routed_until: int) -> int:
+        """The watermark: up to when every document bound for this worker's partitions was
+        routed, here (``routed_until``) and by the other workers (their marks on each of this
+        worker's repartition partitions; 0 while one is missing)."""
+        until = routed_until
+        if not self._remote_origins:
+            return until
+        for partition in self.assignment:
+            marks = self._marks.get(partition)
+            if marks is None:
+                return 0
+            for origin in self._remote_origins:
+                mark = marks.get(origin)
+                if mark is None:
+                    return 0
+                until = min(until, mark)
+        return until
+
+    def _mark_outputs(self, routed_until: int, now_ms: int, busy: bool) -> list[Output]:
+        """This worker's marks, for every repartition partition it does not own: how far it
+        has routed its input partitions (streams/hops.py). Written with every step that writes
+        anyway, else every MARK_EVERY_MS while the time moves on."""
+        owned = self.assignment
+        others = [p for p in range(self.settings.partitions) if p not in owned]
+        if not owned or not others or routed_until <= self._marked_until:
+            return []
+        if not busy and now_ms - self._marked_at < MARK_EVERY_MS:
+            return []
+        self._marked_until, self._marked_at = routed_until, now_ms
+        origins = [(topic, p) for topic in self.topics.inputs for p in sorted(owned)]
+        value = mark_value(routed_until, origins)
+        headers = [(MARK, b"")]
+        return [Output(self.topics.repartition, None, value, p, headers) for p in others]
+
+    def _others_inputs(self) -> list[tuple[str, int]]:
+        """The input partitions other workers own (all of them but this worker's)."""
+        return [
+            (topic, p)
+            for topic in self.topics.inputs
+            for p in range(self.settings.partitions)
+            if p not in self.assignment
+        ]
+
+
+class _HopQueue(NamedTuple):
+    """Where the hops of one origin (input partition) wait within one repartition partition."""
+
+    partition: int
+    origin: TopicPartition
 
 
 def _record(message: Message) -> Record:

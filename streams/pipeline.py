@@ -24,9 +24,8 @@ delivered it.
 from __future__ import annotations
 
 import logging
-import struct
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import msgspec
@@ -39,10 +38,11 @@ from schemas.keys import murmur2_partition
 from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded, encode_receipt, returned
 from streams.engine import Output
-from streams.intake import Incoming, Origin, Refused, read, validate
+from streams.hops import hop_headers, read_hop
+from streams.intake import Incoming, Refused, read, validate
 from streams.kafka_security import aiokafka_security
 from streams.ledger import BuyerLedger, decide
-from streams.records import Record
+from streams.records import Record, Routed, TopicPartition
 from streams.settings import Settings
 from streams.store import DataDirError, Store
 from streams.tickets import (
@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 MAX_TIMERS_PER_BATCH = 5_000
 MAX_POISONED_PER_BATCH = 100  # records of one batch set aside as INTERNAL at most
 GROUP_CACHE = 10_000  # committed groups kept decoded, the latest written
-_ORIGIN = struct.Struct(">iqq")  # partition, offset, timestamp of the original record
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
 _decode_group = msgspec.msgpack.Decoder(Group).decode
@@ -108,59 +107,125 @@ class SandanPipeline:
         self._cache: OrderedDict[tuple[int, str], tuple[Group, int | None]] = OrderedDict()
         self._buyers: dict[tuple[int, str], BuyerLedger] = {}
         self._outputs: list[Output] = []
+        self._routing: list[Output] = []  # what routing input records emitted (this step)
+        self._routing_counts: Counter[str] = Counter()
         self._ledger_inbox: deque[tuple[int, LedgerRequest]] = deque()
         self._pending_counts: Counter[str] = Counter()
 
     # -- the batch ------------------------------------------------------------------------
 
-    def process(self, records: Sequence[Record], now_ms: int, arrived_ms: int) -> list[Output]:
-        """The batch's outputs. A record whose handling raises is a poison record: the batch
-        is rolled back and handled again without it, and it goes to ``cbec.rejected`` as
-        ``INTERNAL`` with its original bytes; the other records come out as if it had not
-        been there. More than ``MAX_POISONED_PER_BATCH`` is not poison but a broken worker:
-        the error goes on (the engine stops)."""
+    def route(
+        self,
+        records: Sequence[Record],
+        now_ms: int,
+        replay_below: Mapping[TopicPartition, int] | None = None,
+    ) -> list[Routed]:
+        """Read consumed input records: reject what is invalid and send each document whose
+        ticket is on another worker's partition there (outputs of this step, which the next
+        ``process`` returns); return the documents whose tickets are here, to be applied in
+        arrival order.
+
+        A record below ``replay_below`` for its partition was routed before, in a committed
+        transaction, and is consumed again because a document of it was still held: its
+        rejections are not repeated. Its hops may be (the ticket may have moved since): an
+        exact redelivery, which the ticket stage ignores."""
+        routed: list[Routed] = []
+        doc_type_of = self.topics.doc_type_of
+        poisoned = 0
+        for record in records:
+            replay = replay_below is not None and record.offset < replay_below.get(
+                TopicPartition(record.topic, record.partition), -1
+            )
+            emitted = len(self._routing)
+            try:
+                routed += self._read(record, doc_type_of[record.topic], now_ms, replay)
+            except Exception as exc:  # a poison record: set aside, see process
+                del self._routing[emitted:]
+                poisoned += 1
+                if poisoned > MAX_POISONED_PER_BATCH:
+                    msg = f"more than {MAX_POISONED_PER_BATCH} records of one batch failed"
+                    raise RuntimeError(msg) from exc
+                if not replay:
+                    self._log_poison(record, exc)
+                    self._routing += self._internal_rejection(
+                        record, exc, now_ms, self._routing_counts
+                    )
+        return routed
+
+    def process(
+        self, records: Sequence[Record | Routed], now_ms: int, arrived_ms: int
+    ) -> list[Output]:
+        """The step's outputs: those of routing, then of applying the documents routed here
+        (``Routed``), the hops from other workers and the internal records, in the order given,
+        and of the timers due by ``arrived_ms``. An input record given here is routed and its
+        documents applied at once. (Marks never come here: the engine reads them.)
+
+        A record whose handling raises is a poison record: the batch is rolled back and handled
+        again without it, and it goes to ``cbec.rejected`` as ``INTERNAL`` with its original
+        bytes; the other records come out as if it had not been there. More than
+        ``MAX_POISONED_PER_BATCH`` is not poison but a broken worker: the error goes on (the
+        engine stops)."""
+        items: list[Record | Routed] = list(records)
+        inputs = [
+            r for r in records if isinstance(r, Record) and r.topic in self.topics.doc_type_of
+        ]
+        if inputs:
+            routed: dict[int, list[Record | Routed]] = {id(r): [] for r in inputs}
+            for document in self.route(inputs, now_ms):
+                routed[id(document.record)].append(document)
+            items = [i for r in records for i in routed.get(id(r), (r,))]
         poisoned: list[tuple[Record, Exception]] = []
         while True:
             try:
-                outputs = self._process(records, now_ms, arrived_ms)
+                outputs = self._process(items, now_ms, arrived_ms)
             except _PoisonRecordError as poison:
-                self.rollback()
-                record = records[poison.index]
+                self._reset_batch()
+                failed = items[poison.index]
+                record = failed.record if isinstance(failed, Routed) else failed
+                self._log_poison(record, poison.error)
                 poisoned.append((record, poison.error))
-                log.error(
-                    "record %s[%d]@%d failed (%s); it goes to %s as INTERNAL",
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    type(poison.error).__name__,
-                    self.topics.rejected,
-                    exc_info=poison.error,
-                )
                 if len(poisoned) > MAX_POISONED_PER_BATCH:
                     msg = f"more than {MAX_POISONED_PER_BATCH} records of one batch failed"
                     raise RuntimeError(msg) from poison.error
-                records = [*records[: poison.index], *records[poison.index + 1 :]]
+                items = [*items[: poison.index], *items[poison.index + 1 :]]
                 continue
             for record, error in poisoned:
-                outputs += self._internal_rejection(record, error, now_ms)
+                outputs += self._internal_rejection(record, error, now_ms, self._pending_counts)
+            outputs[:0] = self._routing
+            self._pending_counts.update(self._routing_counts)
+            self._routing, self._routing_counts = [], Counter()
             return outputs
 
-    def _process(self, records: Sequence[Record], now_ms: int, arrived_ms: int) -> list[Output]:
+    def _log_poison(self, record: Record, error: Exception) -> None:
+        log.error(
+            "record %s[%d]@%d failed (%s); it goes to %s as INTERNAL",
+            record.topic,
+            record.partition,
+            record.offset,
+            type(error).__name__,
+            self.topics.rejected,
+            exc_info=error,
+        )
+
+    def _process(
+        self, items: Sequence[Record | Routed], now_ms: int, arrived_ms: int
+    ) -> list[Output]:
         topics = self.topics
-        for index, record in enumerate(records):
+        for index, item in enumerate(items):
             try:
-                topic = record.topic
-                doc_type = topics.doc_type_of.get(topic)
-                if doc_type is not None:
-                    self._on_input(record, doc_type, now_ms)
-                elif topic == topics.repartition:
-                    self._on_repartitioned(record, now_ms)
+                if isinstance(item, Routed):
+                    incoming, document = item.document
+                    self._on_document(item.ticket_partition, incoming, document, now_ms)
+                    continue
+                topic = item.topic
+                if topic == topics.repartition:
+                    self._on_repartitioned(item, now_ms)
                 elif topic == topics.ledger:
-                    request = _decode_request(record.value or b"")
-                    self._on_ledger_request(record.partition, request, now_ms)
+                    request = _decode_request(item.value or b"")
+                    self._on_ledger_request(item.partition, request, now_ms)
                 elif topic == topics.outcomes:
-                    outcome = _decode_outcome(record.value or b"")
-                    self._on_outcome(record.partition, outcome, now_ms)
+                    outcome = _decode_outcome(item.value or b"")
+                    self._on_outcome(item.partition, outcome, now_ms)
             except DataDirError:
                 raise  # the disk under the local state, not this record: never set aside
             except Exception as exc:
@@ -169,7 +234,9 @@ class SandanPipeline:
         self._fire_timers(arrived_ms, now_ms)
         return self._flush()
 
-    def _internal_rejection(self, record: Record, error: Exception, now_ms: int) -> list[Output]:
+    def _internal_rejection(
+        self, record: Record, error: Exception, now_ms: int, counts: Counter[str]
+    ) -> list[Output]:
         """The ``INTERNAL`` rejection of a poison record (and, for a document whose sender can
         be read, its receipt)."""
         headers = dict(record.headers)
@@ -191,74 +258,58 @@ class SandanPipeline:
             raw=raw,
             **fields,  # type: ignore[arg-type]  # the str key fields
         )
-        self._pending_counts["rejected.INTERNAL"] += 1
+        counts["rejected.INTERNAL"] += 1
         outputs = [Output(self.topics.rejected, record.key, encode_json(rejection))]
         if doc_type is not None and rejection.guid is not None:
             addressed = returned(rejection, cop_code=None, xml=False, ticket=None, now_ms=now_ms)
-            self._pending_counts[f"receipt.{addressed.receipt.returnStatus}"] += 1
+            counts[f"receipt.{addressed.receipt.returnStatus}"] += 1
             key, value, receipt_headers = encode_receipt(addressed)
             outputs.append(Output(self.topics.receipt, key, value, None, receipt_headers))
         return outputs
 
-    def _on_input(self, record: Record, doc_type: DocType, now_ms: int) -> None:
+    def _read(self, record: Record, doc_type: DocType, now_ms: int, replay: bool) -> list[Routed]:
+        """Route one input record's documents (see ``route``)."""
         source = Source(record.topic, record.partition, record.offset, record.timestamp)
         incoming = Incoming(doc_type, record.key, record.value, source)
-        self._pending_counts[f"in.{doc_type}"] += 1
+        if not replay:
+            self._routing_counts[f"in.{doc_type}"] += 1
+        routed: list[Routed] = []
         for item in read(incoming, self.rules.max_document_bytes, self.settings.max_message_bytes):
             if isinstance(item, Refused):
-                self._output_rejection(
-                    incoming.key, item.rejection, now_ms, item.cop_code, item.xml
+                if not replay:
+                    self._routing += self._rejection_outputs(
+                        incoming.key,
+                        item.rejection,
+                        now_ms,
+                        item.cop_code,
+                        item.xml,
+                        self._routing_counts,
+                    )
+                continue
+            accepted, document = item
+            owner = murmur2_partition(document.orderNo.encode(), self.settings.partitions)
+            if owner in self.partitions:
+                routed.append(Routed(record, owner, item))
+                continue
+            self._routing.append(
+                Output(
+                    self.topics.repartition,
+                    document.orderNo.encode(),
+                    accepted.value,
+                    owner,
+                    hop_headers(accepted),
+                    source.timestamp,  # it keeps its arrival time, by which the owner orders it
                 )
-            else:
-                self._route(*item, now_ms)
-
-    def _route(self, incoming: Incoming, document: Document, now_ms: int) -> None:
-        """To the ticket stage here, or through the repartition topic to the owner."""
-        owner = murmur2_partition(document.orderNo.encode(), self.settings.partitions)
-        if owner in self.partitions:
-            self._on_document(owner, incoming, document, now_ms)
-            return
-        source, origin = incoming.source, incoming.origin
-        headers = [
-            ("doc", incoming.doc_type.encode()),
-            ("topic", source.topic.encode()),
-            ("origin", _ORIGIN.pack(source.partition, source.offset, source.timestamp)),
-        ]
-        if incoming.key is not None:
-            headers.append(("key", incoming.key))
-        if origin is not None:
-            headers += [
-                ("cop", origin.cop_code.encode()),
-                ("message", origin.message_guid.encode()),
-                ("node", str(origin.node).encode()),
-            ]
-        self._outputs.append(
-            Output(
-                self.topics.repartition,
-                document.orderNo.encode(),
-                incoming.value,
-                owner,
-                headers,
-                source.timestamp,  # it keeps its arrival time, by which the owner orders it
             )
-        )
+        return routed
 
     def _on_repartitioned(self, record: Record, now_ms: int) -> None:
-        headers = dict(record.headers)
-        partition, offset, timestamp = _ORIGIN.unpack(headers["origin"])
-        doc_type = self.topics.doc_type_of[headers["topic"].decode()]
-        source = Source(headers["topic"].decode(), partition, offset, timestamp)
-        origin = None
-        if "cop" in headers:
-            origin = Origin(
-                headers["cop"].decode(),
-                headers["message"].decode(),
-                int(headers["node"]),
-            )
-        incoming = Incoming(doc_type, headers.get("key"), record.value, source, origin)
+        incoming = read_hop(record, self.topics.doc_type_of)
         result = validate(incoming, self.rules.max_document_bytes)
         if isinstance(result, Rejection):  # cannot happen: it was valid before repartitioning
-            self._output_rejection(incoming.key, result, now_ms, None, xml=origin is not None)
+            self._output_rejection(
+                incoming.key, result, now_ms, None, xml=incoming.origin is not None
+            )
             return
         self._on_document(record.partition, incoming, result, now_ms)
 
@@ -398,10 +449,27 @@ class SandanPipeline:
         xml: bool,
     ) -> None:
         """An intake rejection and its receipt."""
-        self._output_rejection_record(key, rejection)
-        self._output_receipt(
-            returned(rejection, cop_code=cop_code, xml=xml, ticket=None, now_ms=now_ms)
+        self._outputs += self._rejection_outputs(
+            key, rejection, now_ms, cop_code, xml, self._pending_counts
         )
+
+    def _rejection_outputs(
+        self,
+        key: bytes | None,
+        rejection: Rejection,
+        now_ms: int,
+        cop_code: str | None,
+        xml: bool,
+        counts: Counter[str],
+    ) -> list[Output]:
+        addressed = returned(rejection, cop_code=cop_code, xml=xml, ticket=None, now_ms=now_ms)
+        counts[f"rejected.{rejection.code}"] += 1
+        counts[f"receipt.{addressed.receipt.returnStatus}"] += 1
+        receipt_key, value, headers = encode_receipt(addressed)
+        return [
+            Output(self.topics.rejected, key, encode_json(rejection)),
+            Output(self.topics.receipt, receipt_key, value, None, headers),
+        ]
 
     def _output_rejection_record(self, key: bytes | None, rejection: Rejection) -> None:
         self._pending_counts[f"rejected.{rejection.code}"] += 1
@@ -421,6 +489,11 @@ class SandanPipeline:
         self._pending_counts.clear()
 
     def rollback(self) -> None:
+        """The step's transaction aborted: forget everything of it, routing included."""
+        self._reset_batch()
+        self._routing, self._routing_counts = [], Counter()
+
+    def _reset_batch(self) -> None:
         self.tickets.rollback()
         self.ledger.rollback()
         self._groups, self._changed, self._stored_due = {}, set(), {}

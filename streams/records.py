@@ -6,9 +6,9 @@ fields and nothing else, so they are tested without a broker or a client library
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ("Record", "TopicPartition")
+__all__ = ("Record", "Routed", "TopicPartition")
 
 
 class TopicPartition(NamedTuple):
@@ -28,3 +28,16 @@ class Record(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Routed(NamedTuple):
+    """A document of a consumed input record whose ticket is on a partition this worker owns:
+    held in arrival order (streams/arrivals.py) until it may be applied."""
+
+    record: Record
+    ticket_partition: int
+    document: Any  # the pipeline's decoded form; the engine holds it as it is
+
+    @property
+    def timestamp(self) -> int:
+        return self.record.timestamp

@@ -1,5 +1,5 @@
 """The arrival buffer (streams.arrivals.ArrivalBuffer): what is released up to a watermark, in
-which order, and which offsets it commits."""
+which order, and what it still holds (where its queues resume)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ ORDERS = TopicPartition("cbec.order", 0)
 PAYMENTS = TopicPartition("cbec.payment", 0)
 WAYBILLS = TopicPartition("cbec.logistics", 0)
 PARTITIONS = (ORDERS, PAYMENTS, WAYBILLS)
+Buffer = ArrivalBuffer[TopicPartition, Record]
+
+
+def offsets(buffer: Buffer) -> dict[TopicPartition, int]:
+    """The first offset each queue still holds."""
+    return {tp: record.offset for tp, record in buffer.heads()}
 
 
 def records(tp: TopicPartition, timestamps: list[int], first: int = 0) -> list[Record]:
@@ -26,25 +32,26 @@ def where(released: list[Record]) -> list[tuple[str, int, int]]:
 
 
 def test_a_lagging_topic_holds_back_what_arrived_after_its_last_record() -> None:
-    buffer = ArrivalBuffer()
+    buffer = Buffer()
     buffer.add(ORDERS, records(ORDERS, [100, 200, 300]))
     buffer.add(PAYMENTS, records(PAYMENTS, [150]))
 
-    released, offsets = buffer.release(150)
+    released = buffer.release(150)
 
     assert where(released) == [("cbec.order", 0, 100), ("cbec.payment", 0, 150)]
-    assert offsets == {ORDERS: 1, PAYMENTS: 1}
+    assert offsets(buffer) == {ORDERS: 1}
+    assert len(buffer) == 2
     assert buffer.buffered(ORDERS) == 2
     assert buffer.buffered(PAYMENTS) == 0
 
 
 def test_what_was_held_back_comes_next_merged_with_the_late_topic() -> None:
-    buffer = ArrivalBuffer()
+    buffer = Buffer()
     buffer.add(ORDERS, records(ORDERS, [100, 200, 300]))
     buffer.release(100)
     buffer.add(PAYMENTS, records(PAYMENTS, [250, 260]))
 
-    released, offsets = buffer.release(None)
+    released = buffer.release(None)
 
     assert where(released) == [
         ("cbec.order", 1, 200),
@@ -52,37 +59,40 @@ def test_what_was_held_back_comes_next_merged_with_the_late_topic() -> None:
         ("cbec.payment", 1, 260),
         ("cbec.order", 2, 300),
     ]
-    assert offsets == {ORDERS: 3, PAYMENTS: 2}
+    assert offsets(buffer) == {}
+    assert len(buffer) == 0
 
 
 def test_a_partition_keeps_its_offset_order_even_when_timestamps_go_back() -> None:
-    buffer = ArrivalBuffer()
+    buffer = Buffer()
     buffer.add(ORDERS, records(ORDERS, [100, 500, 120]))
 
-    released, offsets = buffer.release(200)
+    released = buffer.release(200)
 
     assert where(released) == [("cbec.order", 0, 100)]  # 120 waits behind 500
-    assert offsets == {ORDERS: 1}
+    assert offsets(buffer) == {ORDERS: 1}
 
 
-def test_nothing_released_commits_nothing() -> None:
-    buffer = ArrivalBuffer()
+def test_nothing_released_holds_everything() -> None:
+    buffer = Buffer()
     buffer.add(ORDERS, records(ORDERS, [100]))
 
-    assert buffer.release(99) == ([], {})
-    assert buffer.release(0) == ([], {})
+    assert buffer.release(99) == []
+    assert buffer.release(0) == []
+    assert offsets(buffer) == {ORDERS: 0}
 
 
 def test_dropped_partitions_are_forgotten() -> None:
-    buffer = ArrivalBuffer()
+    buffer = Buffer()
     buffer.add(ORDERS, records(ORDERS, [100]))
     buffer.add(PAYMENTS, records(PAYMENTS, [100]))
 
-    buffer.drop([ORDERS])
+    buffer.drop(lambda tp: tp == ORDERS)
 
-    released, offsets = buffer.release(None)
+    assert len(buffer) == 1
+    released = buffer.release(None)
     assert where(released) == [("cbec.payment", 0, 100)]
-    assert offsets == {PAYMENTS: 1}
+    assert len(buffer) == 0
 
 
 @given(
@@ -96,48 +106,49 @@ def test_every_record_is_released_once_in_partition_order_and_sorted_when_in_ord
     fetches: list[tuple[TopicPartition, list[int]]], watermarks: list[int | None]
 ) -> None:
     """Each fetch's records come after the partition's earlier ones in time, as they arrive."""
-    buffer = ArrivalBuffer()
+    buffer = Buffer()
     fetched: dict[TopicPartition, list[Record]] = {tp: [] for tp in PARTITIONS}
     released: list[Record] = []
-    committed: dict[TopicPartition, int] = {}
     for (tp, steps), until in zip(fetches, watermarks * len(fetches), strict=False):
         last = fetched[tp][-1].timestamp if fetched[tp] else 0
         timestamps = [last + sum(steps[: i + 1]) for i in range(len(steps))]  # in order
         part = records(tp, timestamps, first=len(fetched[tp]))
         fetched[tp].extend(part)
         buffer.add(tp, part)
-        out, offsets = buffer.release(until)
+        out = buffer.release(until)
         assert all(until is None or r.timestamp <= until for r in out)
         assert [r.timestamp for r in out] == sorted(r.timestamp for r in out)
         released.extend(out)
-        committed.update(offsets)
-    out, offsets = buffer.release(None)
-    released.extend(out)
-    committed.update(offsets)
+        held = offsets(buffer)
+        for queue in PARTITIONS:  # a queue resumes at its first record not released
+            count = sum(1 for r in released if (r.topic, r.partition) == queue)
+            assert held.get(queue, len(fetched[queue])) == count
+        assert len(buffer) == sum(map(len, fetched.values())) - len(released)
+    released.extend(buffer.release(None))
 
     for tp in PARTITIONS:
         mine = [r for r in released if (r.topic, r.partition) == tp]
         assert mine == fetched[tp]
-        assert committed.get(tp, 0) == len(fetched[tp])
+    assert len(buffer) == 0
 
 
 def test_a_limit_releases_the_earliest_and_keeps_the_rest_in_order() -> None:
-    buffer = ArrivalBuffer()
+    buffer = Buffer()
     buffer.add(ORDERS, records(ORDERS, [100, 200, 300]))
     buffer.add(PAYMENTS, records(PAYMENTS, [150, 250]))
 
-    released, offsets = buffer.release(None, limit=3)
+    released = buffer.release(None, limit=3)
 
     assert where(released) == [
         ("cbec.order", 0, 100),
         ("cbec.payment", 0, 150),
         ("cbec.order", 1, 200),
     ]
-    assert offsets == {ORDERS: 2, PAYMENTS: 1}
-    released, offsets = buffer.release(None, limit=3)
+    assert offsets(buffer) == {ORDERS: 2, PAYMENTS: 1}
+    released = buffer.release(None, limit=3)
     assert where(released) == [("cbec.payment", 1, 250), ("cbec.order", 2, 300)]
-    assert offsets == {ORDERS: 3, PAYMENTS: 2}
-    assert buffer.release(None, limit=3) == ([], {})
+    assert offsets(buffer) == {}
+    assert buffer.release(None, limit=3) == []
 
 
 @given(
@@ -145,15 +156,15 @@ def test_a_limit_releases_the_earliest_and_keeps_the_rest_in_order() -> None:
     st.integers(1, 10),
 )
 def test_limited_releases_give_what_one_release_gives(stamps: list[list[int]], limit: int) -> None:
-    whole, limited = ArrivalBuffer(), ArrivalBuffer()
+    whole, limited = Buffer(), Buffer()
     for tp, timestamps in zip(PARTITIONS, stamps, strict=False):
         batch = records(tp, sorted(timestamps))
         whole.add(tp, batch)
         limited.add(tp, batch)
-    expected, _ = whole.release(30)
+    expected = whole.release(30)
     got: list[Record] = []
     while True:
-        part, _ = limited.release(30, limit)
+        part = limited.release(30, limit)
         assert len(part) <= limit
         if not part:
             break
@@ -163,7 +174,7 @@ def test_limited_releases_give_what_one_release_gives(stamps: list[list[int]], l
 
 
 def test_earliest_names_what_a_limited_release_left() -> None:
-    buffer = ArrivalBuffer()
+    buffer = Buffer()
     buffer.add(ORDERS, records(ORDERS, [100, 200, 300]))
     buffer.add(PAYMENTS, records(PAYMENTS, [150]))
     buffer.release(None, limit=2)

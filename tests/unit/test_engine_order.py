@@ -1,0 +1,161 @@
+"""Order of arrival across workers, the engine's bookkeeping without a broker
+(streams.engine.Engine, streams/hops.py): the marks a worker writes, the watermark the other
+workers' marks give, where each partition resumes after a crash, and what routing replays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemas.keys import murmur2_partition
+from schemas.outputs import Source
+from streams.engine import MARK_EVERY_MS, Engine
+from streams.hops import MARK, Mark, hop_headers, mark_value, read_mark
+from streams.intake import Incoming
+from streams.pipeline import SandanPipeline
+from streams.records import Record, Routed, TopicPartition
+from streams.settings import Settings
+from tests.factories import as_bytes, order_dict
+
+T0 = 1_795_490_400_000
+PARTITIONS = 2
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    settings = Settings.from_env(
+        {"SANDAN_DATA_DIR": str(tmp_path), "SANDAN_PARTITIONS": str(PARTITIONS)}
+    )
+    engine = Engine(settings, SandanPipeline(settings))
+    engine.assignment = {0}
+    engine._remote_origins = engine._others_inputs()
+    return engine
+
+
+def mark(engine: Engine, partition: int, offset: int, until: int, owned: int = 1) -> Record:
+    origins = [(topic, owned) for topic in engine.topics.inputs]
+    value = mark_value(until, origins)
+    return Record(engine.topics.repartition, partition, offset, 0, None, value, ((MARK, b""),))
+
+
+def hop(engine: Engine, partition: int, offset: int, origin: int, at: int) -> Record:
+    topic = engine.topics.order
+    incoming = Incoming("order", b"k", b"{}", Source(topic, origin, 7, at))
+    headers = tuple(hop_headers(incoming))
+    return Record(engine.topics.repartition, partition, offset, at, b"ORD", b"{}", headers)
+
+
+def routed(engine: Engine, partition: int, offset: int, at: int) -> Routed:
+    record = Record(engine.topics.order, partition, offset, at, b"k", b"{}")
+    return Routed(record, 0, None)
+
+
+def test_the_others_marks_set_the_watermark(engine: Engine) -> None:
+    assert engine._remote_origins == [(topic, 1) for topic in engine.topics.inputs]
+    assert engine._ordered_until(T0) == 0  # nothing heard from the other worker yet
+    order, payment, waybill = engine.topics.inputs
+    engine._hold_hops(0, [mark(engine, 0, 0, T0 - 500)])
+    assert engine._ordered_until(T0) == T0 - 500
+    assert engine._ordered_until(T0 - 900) == T0 - 900  # this worker's own routing lags more
+    # A mark for fewer origins (another worker's share) and an older one change nothing.
+    engine._hold_hops(0, [mark(engine, 0, 1, T0 - 100), mark(engine, 0, 2, T0 - 800)])
+    assert engine._ordered_until(T0) == T0 - 100
+    assert engine._marks[0] == {
+        (order, 1): T0 - 100,
+        (payment, 1): T0 - 100,
+        (waybill, 1): T0 - 100,
+    }
+
+
+def test_one_worker_alone_waits_for_nobody(engine: Engine) -> None:
+    engine.assignment = {0, 1}
+    engine._remote_origins = engine._others_inputs()
+    assert engine._ordered_until(T0) == T0
+    assert engine._mark_outputs(T0, T0, busy=True) == []
+
+
+def test_marks_go_to_every_partition_of_the_others_when_the_time_moved_on(engine: Engine) -> None:
+    (out,) = engine._mark_outputs(T0, T0, busy=False)
+    assert (out.topic, out.partition, out.key, out.headers) == (
+        engine.topics.repartition,
+        1,
+        None,
+        [(MARK, b"")],
+    )
+    record = Record(out.topic, 1, 0, 0, None, out.value, tuple(out.headers or ()))
+    assert read_mark(record) == Mark(T0, [(topic, 0) for topic in engine.topics.inputs])
+    assert engine._mark_outputs(T0, T0 + 1000, busy=True) == []  # not moved on
+    assert engine._mark_outputs(T0 + 10, T0 + 10, busy=False) == []  # too soon, idle
+    assert len(engine._mark_outputs(T0 + 10, T0 + 10, busy=True)) == 1  # writes anyway
+    assert engine._mark_outputs(T0 + 20, T0 + 20 + MARK_EVERY_MS - 11, busy=False) == []
+    assert len(engine._mark_outputs(T0 + 20, T0 + 10 + MARK_EVERY_MS, busy=False)) == 1
+    assert engine._mark_outputs(0, T0 + 10**6, busy=True) == []  # nothing routed yet
+
+
+def test_partitions_resume_at_their_first_record_still_held(engine: Engine) -> None:
+    orders = TopicPartition(engine.topics.order, 0)
+    payments = TopicPartition(engine.topics.payment, 0)
+    repartition = TopicPartition(engine.topics.repartition, 0)
+    engine._next.update({orders: 10, payments: 4, repartition: 30})
+    engine._hold_routed([routed(engine, 0, 5, T0), routed(engine, 0, 6, T0 + 1)])
+    engine._hold_hops(
+        0,
+        [
+            hop(engine, 0, 21, origin=1, at=T0 + 5),
+            mark(engine, 0, 22, T0),
+            hop(engine, 0, 23, origin=1, at=T0 + 6),
+        ],
+    )
+    assert engine._held_positions() == {
+        orders: (5, "10"),  # routed to 10: what comes again below it was routed before
+        payments: (4, ""),
+        repartition: (21, ""),
+    }
+    released = engine._arrivals.release(T0 + 5)
+    assert [item.timestamp for item in released] == [T0, T0 + 1, T0 + 5]
+    assert engine._held_positions()[repartition] == (23, "")
+    assert engine._held_positions()[orders] == (10, "")
+
+
+def test_revoked_partitions_forget_what_they_held(engine: Engine) -> None:
+    orders = TopicPartition(engine.topics.order, 0)
+    repartition = TopicPartition(engine.topics.repartition, 0)
+    engine._next.update({orders: 10, repartition: 30})
+    engine._hold_routed([routed(engine, 0, 5, T0)])
+    engine._hold_hops(0, [hop(engine, 0, 21, origin=1, at=T0), mark(engine, 0, 22, T0)])
+    engine.forget([orders, repartition])
+    assert len(engine._arrivals) == 0
+    assert engine._marks == {}
+    assert engine._held_positions() == {}
+
+
+def test_a_replayed_record_is_routed_without_its_rejections_again(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"SANDAN_DATA_DIR": str(tmp_path), "SANDAN_PARTITIONS": str(PARTITIONS)}
+    )
+    pipeline = SandanPipeline(settings)
+    pipeline.partitions = {0}
+    topic = settings.topic("order")
+    here = next(n for n in (f"R{i}" for i in range(99)) if murmur2_partition(n.encode(), 2) == 0)
+    there = next(n for n in (f"R{i}" for i in range(99)) if murmur2_partition(n.encode(), 2) == 1)
+    records = [
+        Record(topic, 0, 0, T0, b"k", b"{not json"),
+        Record(topic, 0, 1, T0, b"k", as_bytes(order_dict(orderNo=here))),
+        Record(topic, 0, 2, T0, b"k", as_bytes(order_dict(orderNo=there))),
+    ]
+    first = pipeline.route(records, T0, {})
+    outputs = pipeline.process([], T0, T0)
+    assert [r.record.offset for r in first] == [1]
+    assert sorted(o.topic.rsplit(".", 1)[-1] for o in outputs) == [
+        "receipt",
+        "rejected",
+        "sandan-repartition",
+    ]
+    pipeline.commit({})
+    again = pipeline.route(records, T0, {TopicPartition(topic, 0): 3})
+    outputs = pipeline.process([], T0, T0)
+    assert [r.record.offset for r in again] == [1]
+    # no second rejection; the hop may go again (its owner ignores an exact redelivery)
+    assert [o.topic.rsplit(".", 1)[-1] for o in outputs] == ["sandan-repartition"]
+    pipeline.close()
