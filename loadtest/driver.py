@@ -69,9 +69,11 @@ async def read_outputs(
     until: int,
     deadline: float,
     idle: float = 2.0,
+    give_up: float | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Read committed records from ``start`` until ``until`` records came (and then ``idle``
-    quiet seconds), or ``deadline`` (monotonic) passed; by topic, values decoded."""
+    quiet seconds), or ``give_up`` quiet seconds (if given) however many came, or ``deadline``
+    (monotonic) passed; by topic, values decoded."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=brokers,
         isolation_level="read_committed",
@@ -93,7 +95,9 @@ async def read_outputs(
                 count += len(records)
             if batch:
                 quiet_since = time.monotonic()
-            elif count >= until and time.monotonic() - quiet_since >= idle:
+                continue
+            quiet = time.monotonic() - quiet_since
+            if (count >= until and quiet >= idle) or (give_up is not None and quiet >= give_up):
                 break
     finally:
         await consumer.stop()

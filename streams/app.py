@@ -147,6 +147,7 @@ def create_app(settings: Settings) -> faust.App:
                 "batches": service.engine.batches,
                 "records": service.engine.records,
                 "counts": dict(service.pipeline.counts),
+                "order": service.engine.order_status(),
             }
         )
 

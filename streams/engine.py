@@ -149,6 +149,8 @@ class Engine:
         self._remote_origins: list[tuple[str, int]] = []  # input partitions of other workers
         self._marked_until = 0
         self._marked_at = 0
+        self.routed_until = 0  # as of the last step: see _arrived_until
+        self.watermark = 0  # as of the last step: see _ordered_until
         self._paused: set[TopicPartition] = set()
         self._round_robin = 0
         self._held = False
@@ -318,6 +320,7 @@ class Engine:
         self._in_loop(self.pipeline.assign(numbers))
         self.assignment |= numbers
         self._remote_origins = self._others_inputs()
+        self._marked_until = 0  # the partitions' new owners hear from this worker at once
         log.info(
             "assigned partitions %s (restored in %.1f s)",
             sorted(numbers),
@@ -330,6 +333,7 @@ class Engine:
         numbers = {tp.partition for tp in partitions}
         self.assignment -= numbers
         self._remote_origins = self._others_inputs()
+        self._marked_until = 0  # the partitions' new owners hear from this worker at once
         self._in_loop(self.pipeline.revoke(numbers))
         log.info("revoked partitions %s", sorted(numbers))
 
@@ -366,6 +370,7 @@ class Engine:
             self._hold_routed(self.pipeline.route(inputs, now_ms, self._replay_below))
         routed_until = self._arrived_until(now_ms)
         until = self._ordered_until(routed_until)
+        self.routed_until, self.watermark = routed_until, until
         # Bounded (MAX_RECORDS_PER_STEP); the timers then run only up to what was released.
         room = max(MAX_RECORDS_PER_STEP - len(records) - len(inputs), 0)
         records += self._arrivals.release(until, room)
@@ -614,6 +619,24 @@ class Engine:
                     return 0
                 until = min(until, mark)
         return until
+
+    def order_status(self) -> dict[str, Any]:
+        """How far routing and the watermark are, what is held, and what the watermark waits
+        for (the origin with the lowest mark, or none yet), for the status page."""
+        lowest: tuple[int, str] | None = None
+        for partition in sorted(self.assignment):
+            marks = self._marks.get(partition, {})
+            for topic, origin in self._remote_origins:
+                mark = marks.get((topic, origin), 0)
+                if lowest is None or mark < lowest[0]:
+                    lowest = (mark, f"{topic}[{origin}] on repartition[{partition}]")
+        return {
+            "routed_until": self.routed_until,
+            "watermark": self.watermark,
+            "held": len(self._arrivals),
+            "paused": len(self._paused),
+            "waiting_for": None if lowest is None else {"mark": lowest[0], "of": lowest[1]},
+        }
 
     def _mark_outputs(self, routed_until: int, now_ms: int, busy: bool) -> list[Output]:
         """This worker's marks, for every repartition partition it does not own: how far it

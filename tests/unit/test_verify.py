@@ -162,3 +162,36 @@ def test_counts(plan: Plan, outputs: Outputs) -> None:
     assert report.released == sum(d["decision"] == "RELEASE" for d in decisions[:10])
     assert report.rejections_seen == 3
     assert sum(report.rejected_by_code.values()) == 3
+
+
+def test_a_moved_ticket_is_checked_for_exactly_once_only(plan: Plan, outputs: Outputs) -> None:
+    decisions, rejections = outputs
+    late = next(t for t, kind in plan.kinds.items() if kind == "late_document")
+    stale = next(r for r in rejections if r["code"] == "STALE")
+    stale_ticket = next(
+        p.ticket_id for p in plan.records if stale["guid"].encode() in p.value and p.ticket_id
+    )
+    mine = [d for d in decisions if d["ticketId"] == late]
+    assert [d["revision"] for d in mine] == [1, 2]
+    # Its document arrived within the window after all: one release instead of divert+release.
+    decisions.remove(mine[1])
+    mine[0].update(decision="RELEASE", reasons=[], missing=[])
+    rejections.remove(stale)  # and a stale change arrived before the ticket completed
+    moved = frozenset({late, stale_ticket})
+    report = verify(plan, decisions, rejections, moved)
+    assert report.ok, report.mismatches
+    assert report.tickets_moved == 2
+    assert not verify(plan, decisions, rejections).ok
+
+    # What holds whatever the timing still holds for them.
+    decisions.append(dict(mine[0]))
+    rejections += [dict(stale), dict(stale)]
+    lines = verify(plan, decisions, rejections, moved).mismatches
+    assert f"rejection STALE {stale['docType']} guid {stale['guid']}: seen 2" in lines
+    assert f"{late} [late_document, moved] rev 1: decided 2 times" in lines
+    assert f"{late} [late_document, moved]: released 2 times" in lines
+    gone = [d for d in decisions if d["ticketId"] != late]
+    assert (
+        f"{late} [late_document, moved]: never decided"
+        in verify(plan, gone, rejections, moved).mismatches
+    )
