@@ -51,7 +51,7 @@ __all__ = ("Engine", "Output", "Pipeline")
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_BATCH = 20_000  # fetched per poll
-# Processed per step (one transaction) at most: a long step delays the timers and the commit
+# Applied per step (one transaction) at most: a long step delays the timers and the commit
 # of everything behind it. A worker draining a backlog spends up to ~120 us a record: 20,000
 # take 2-3 s.
 MAX_RECORDS_PER_STEP = 20_000
@@ -371,15 +371,16 @@ class Engine:
         routed_until = self._arrived_until(now_ms)
         until = self._ordered_until(routed_until)
         self.routed_until, self.watermark = routed_until, until
-        # Bounded (MAX_RECORDS_PER_STEP); the timers then run only up to what was released.
-        room = max(MAX_RECORDS_PER_STEP - len(records) - len(inputs), 0)
+        # Applied: at most MAX_RECORDS_PER_STEP (routing adds up to a poll's records); the
+        # timers then run only up to what was released.
+        room = max(MAX_RECORDS_PER_STEP - len(records), 0)
         records += self._arrivals.release(until, room)
         held = self._arrivals.earliest(until)
         self._held = held is not None  # the next poll does not wait
         if held is not None:
             until = min(until, held - 1)
         offsets.update(self._held_positions())
-        self._pause_overfull(until)
+        self._pause_overfull(routed_until)
         try:
             outputs = self.pipeline.process(records, now_ms, until)
             outputs += self._mark_outputs(routed_until, now_ms, busy=bool(outputs))
@@ -448,24 +449,29 @@ class Engine:
             positions[tp] = (resume, metadata)
         return positions
 
-    def _pause_overfull(self, until: int) -> None:
-        """With too much held, stop fetching the input partitions ahead of the watermark
-        (the one it waits for, and the repartition partitions that bring hops and marks, are
-        never paused); go on once half of it was applied."""
+    def _pause_overfull(self, routed_until: int) -> None:
+        """With too much held, stop fetching the input partitions ahead of how far this worker
+        has routed; fetch again each one that this has reached (so the partition it waits for
+        is always fetched, and this worker's marks move on), and every one once half of what
+        was held was applied. The repartition partitions, which bring hops and marks, are never
+        paused."""
+        last = self._last_arrival
         if len(self._arrivals) > MAX_HELD:
             ahead = [
                 tp
-                for tp in self._last_arrival
-                if tp not in self._paused
-                and tp not in self._caught_up
-                and self._last_arrival[tp] > until
+                for tp in last
+                if tp not in self._paused and tp not in self._caught_up and last[tp] > routed_until
             ]
             if ahead:
                 self.consumer.pause([KafkaPartition(tp.topic, tp.partition) for tp in ahead])
                 self._paused.update(ahead)
-        elif self._paused and len(self._arrivals) <= MAX_HELD // 2:
-            self.consumer.resume([KafkaPartition(tp.topic, tp.partition) for tp in self._paused])
-            self._paused.clear()
+        if len(self._arrivals) <= MAX_HELD // 2:
+            reached = list(self._paused)
+        else:
+            reached = [tp for tp in self._paused if last.get(tp, 0) <= routed_until]
+        if reached:
+            self.consumer.resume([KafkaPartition(tp.topic, tp.partition) for tp in reached])
+            self._paused.difference_update(reached)
 
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
         """Partitions revoked: drop what was fetched from them and not applied."""

@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka import TopicPartition as KafkaPartition
 
 from schemas.keys import murmur2_partition
 from schemas.outputs import Source
-from streams.engine import MARK_EVERY_MS, Engine
+from streams.engine import MARK_EVERY_MS, MAX_HELD, Engine
 from streams.hops import MARK, Mark, hop_headers, mark_value, read_mark
 from streams.intake import Incoming
 from streams.pipeline import SandanPipeline
@@ -159,3 +160,36 @@ def test_a_replayed_record_is_routed_without_its_rejections_again(tmp_path: Path
     # no second rejection; the hop may go again (its owner ignores an exact redelivery)
     assert [o.topic.rsplit(".", 1)[-1] for o in outputs] == ["sandan-repartition"]
     pipeline.close()
+
+
+class PauseRecorder:
+    """Stands in for the consumer's pause and resume: what the engine asked for."""
+
+    def __init__(self) -> None:
+        self.paused: set[tuple[str, int]] = set()
+
+    def pause(self, partitions: list[KafkaPartition]) -> None:
+        self.paused |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def resume(self, partitions: list[KafkaPartition]) -> None:
+        self.paused -= {(tp.topic, tp.partition) for tp in partitions}
+
+
+def test_too_much_held_pauses_only_what_is_ahead_of_the_routing(engine: Engine) -> None:
+    recorder = PauseRecorder()
+    engine.consumer = recorder  # type: ignore[assignment]
+    order, payment, waybill = (TopicPartition(t, 0) for t in engine.topics.inputs)
+    engine._last_arrival.update({order: T0, payment: T0 + 500, waybill: T0 + 900})
+    engine._caught_up.add(waybill)  # nothing to fetch there
+    engine._pause_overfull(T0)
+    assert recorder.paused == set()  # little held: nothing paused
+
+    engine._arrivals.add(order, [routed(engine, 0, n, T0) for n in range(MAX_HELD + 1)])
+    engine._pause_overfull(T0)
+    assert recorder.paused == {payment}  # the one routing waits for goes on
+    engine._last_arrival[order] = T0 + 600  # it moved on past the paused one
+    engine._pause_overfull(T0 + 500)
+    assert recorder.paused == {order}  # the paused one, reached, is fetched again; order waits
+    engine._arrivals.release(T0, MAX_HELD // 2 + 2)
+    engine._pause_overfull(T0 + 500)
+    assert recorder.paused == set()  # half applied: every one fetched again
