@@ -31,7 +31,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
@@ -40,7 +40,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from schemas.keys import murmur2_partition
 from streams.arrivals import ArrivalBuffer
-from streams.hops import MARK, hop_origin, mark_value, read_mark
+from streams.hops import MARK, TICKETS, hop_origin, mark_value, read_mark, request_source
 from streams.kafka_security import librdkafka_security
 from streams.records import Record, Routed, TopicPartition
 from streams.settings import Settings
@@ -65,6 +65,13 @@ FETCH_MAX_BYTES = 64 * 1024 * 1024
 # Documents held for their turn (streams/arrivals.py) before the input partitions ahead of
 # the watermark pause; they resume at half.
 MAX_HELD = 100_000
+# A caught-up partition has been fetched up to the clock less this: a record appended just now
+# reaches the consumer within a fetch's wait and a round trip.
+CAUGHT_UP_MARGIN_MS = 2 * FETCH_MAX_WAIT_MS
+# The process stood still (wall time less CPU time from one poll's end to the next's, which
+# holds a poll's wait and a transaction's) this long, in seconds: what it saw caught up is
+# checked with the brokers.
+STOOD_STILL = 1.0
 # How often a worker tells the others how far it has routed (streams/hops.py) when it has
 # nothing else to write; a step that writes anyway tells them every time.
 MARK_EVERY_MS = 50
@@ -144,14 +151,17 @@ class Engine:
         self._replay_below: dict[TopicPartition, int] = {}  # input: routed before, to there
         # Documents held for their turn: routed here (by input partition) and hops (by
         # repartition partition and origin), see streams/arrivals.py.
-        self._arrivals: ArrivalBuffer[TopicPartition | _HopQueue, Routed | Record] = ArrivalBuffer()
-        self._marks: dict[int, dict[tuple[str, int], int]] = {}  # repartition partition: marks
+        self._arrivals: ArrivalBuffer[TopicPartition | _Queue, Routed | Record] = ArrivalBuffer()
+        # Ledger requests held for their turn, by ledger partition and ticket partition.
+        self._requests: ArrivalBuffer[_Queue, Record] = ArrivalBuffer()
+        # The marks read, per repartition and ledger partition: origin -> until (hops.py).
+        self._marks: dict[TopicPartition, dict[tuple[str, int], int]] = {}
         self._remote_origins: list[tuple[str, int]] = []  # input partitions of other workers
-        self._marked_until = 0
-        self._marked_at = 0
+        self._routing_marker, self._applying_marker = _Marker(), _Marker()
         self.routed_until = 0  # as of the last step: see _arrived_until
         self.watermark = 0  # as of the last step: see _ordered_until
         self._paused: set[TopicPartition] = set()
+        self._clock: tuple[float, float] | None = None  # wall and CPU time after the last poll
         self._round_robin = 0
         self._held = False
         self._stopping = False
@@ -300,7 +310,26 @@ class Engine:
             if part is None:
                 part = batch[tp] = []
             part.append(_record(message))
+        self._check_caught_up()
         return batch
+
+    def _check_caught_up(self) -> None:
+        """After the process stood still (SIGSTOP, a starved machine), the partitions it saw
+        caught up may have records since: ask the brokers, and count a partition caught up
+        again only from its next end-of-partition event. (The client's own fetching stood
+        still too, so no record it fetched says so yet.)"""
+        clock, self._clock = self._clock, (time.monotonic(), time.process_time())
+        if clock is None or not self._caught_up:
+            return
+        stood_still = (self._clock[0] - clock[0]) - (self._clock[1] - clock[1])
+        if stood_still < STOOD_STILL:
+            return
+        for tp in list(self._caught_up):
+            kafka_tp = KafkaPartition(tp.topic, tp.partition)
+            _, high = self.consumer.get_watermark_offsets(kafka_tp, CLIENT_TIMEOUT, False)
+            if self._next.get(tp, self._committed.get(tp, (0, ""))[0]) < high:
+                self._caught_up.discard(tp)
+        log.info("stood still for %.1f s: checked which partitions are caught up", stood_still)
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         if not partitions:
@@ -320,7 +349,8 @@ class Engine:
         self._in_loop(self.pipeline.assign(numbers))
         self.assignment |= numbers
         self._remote_origins = self._others_inputs()
-        self._marked_until = 0  # the partitions' new owners hear from this worker at once
+        self._routing_marker.reset()
+        self._applying_marker.reset()
         log.info(
             "assigned partitions %s (restored in %.1f s)",
             sorted(numbers),
@@ -333,7 +363,8 @@ class Engine:
         numbers = {tp.partition for tp in partitions}
         self.assignment -= numbers
         self._remote_origins = self._others_inputs()
-        self._marked_until = 0  # the partitions' new owners hear from this worker at once
+        self._routing_marker.reset()
+        self._applying_marker.reset()
         self._in_loop(self.pipeline.revoke(numbers))
         log.info("revoked partitions %s", sorted(numbers))
 
@@ -361,7 +392,10 @@ class Engine:
                 self._last_arrival[tp] = part[-1].timestamp
                 self._next[tp] = part[-1].offset + 1
             elif tp.topic == self.topics.repartition:
-                self._hold_hops(tp.partition, part)
+                self._hold(self._arrivals, tp, part, hop_origin)
+                self._next[tp] = part[-1].offset + 1
+            elif tp.topic == self.topics.ledger:
+                self._hold(self._requests, tp, part, request_source)
                 self._next[tp] = part[-1].offset + 1
             else:
                 records += part
@@ -376,14 +410,18 @@ class Engine:
         room = max(MAX_RECORDS_PER_STEP - len(records), 0)
         records += self._arrivals.release(until, room)
         held = self._arrivals.earliest(until)
-        self._held = held is not None  # the next poll does not wait
         if held is not None:
             until = min(until, held - 1)
+        decide_until = self._decide_until()
+        records += self._requests.release(decide_until, max(room - len(records), 0))
+        self._held = held is not None or self._requests.earliest(decide_until) is not None
         offsets.update(self._held_positions())
         self._pause_overfull(routed_until)
         try:
             outputs = self.pipeline.process(records, now_ms, until)
-            outputs += self._mark_outputs(routed_until, now_ms, busy=bool(outputs))
+            busy = bool(outputs)
+            outputs += self._routing_marks(routed_until, now_ms, busy)
+            outputs += self._applying_marks(until, now_ms, busy)
             written = {}
             if outputs or records or inputs:
                 written = await self._produce_transaction(outputs, offsets)
@@ -415,13 +453,20 @@ class Engine:
             if self._next.get(tp, 0) >= below:
                 del self._replay_below[tp]
 
-    def _hold_hops(self, partition: int, part: list[Record]) -> None:
-        """Hold the hops fetched from a repartition partition, by origin; note its marks."""
-        marks = self._marks.setdefault(partition, {})
+    def _hold(
+        self,
+        buffer: ArrivalBuffer[Any, Any],
+        tp: TopicPartition,
+        part: list[Record],
+        source: Callable[[Record], object],
+    ) -> None:
+        """Hold the records fetched from a repartition or ledger partition, by their source (a
+        hop's input partition, a request's ticket partition); note the marks among them."""
+        marks = self._marks.setdefault(tp, {})
         for record in part:
             mark = read_mark(record)
             if mark is None:
-                self._arrivals.add(_HopQueue(partition, hop_origin(record)), (record,))
+                buffer.add(_Queue(tp, source(record)), (record,))
                 continue
             for origin in mark.origins:
                 if marks.get(origin, -1) < mark.until:
@@ -432,11 +477,10 @@ class Engine:
         held (so nothing held is lost in a crash), else after the last one fetched. An input
         partition's metadata says how far it was routed (``replay_below`` on restart)."""
         first: dict[TopicPartition, int] = {}
-        repartition = self.topics.repartition
-        for key, item in self._arrivals.heads():
-            if isinstance(key, _HopQueue):
-                tp = TopicPartition(repartition, key.partition)
-                offset = item.offset  # type: ignore[union-attr]  # a hop is a Record
+        for key, item in (*self._arrivals.heads(), *self._requests.heads()):
+            if isinstance(key, _Queue):
+                tp = key.tp
+                offset = item.offset  # type: ignore[union-attr]  # a hop or request: a Record
             else:
                 tp, offset = key, item.record.offset  # type: ignore[union-attr]
             if offset < first.get(tp, offset + 1):
@@ -476,13 +520,10 @@ class Engine:
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
         """Partitions revoked: drop what was fetched from them and not applied."""
         revoked = set(revoked)
-        numbers = {tp.partition for tp in revoked if tp.topic == self.topics.repartition}
-        self._arrivals.drop(
-            lambda key: key.partition in numbers if isinstance(key, _HopQueue) else key in revoked
-        )
-        for number in numbers:
-            self._marks.pop(number, None)
+        self._arrivals.drop(lambda key: (key.tp if isinstance(key, _Queue) else key) in revoked)
+        self._requests.drop(lambda key: key.tp in revoked)
         for tp in revoked:
+            self._marks.pop(tp, None)
             self._last_arrival.pop(tp, None)
             self._paused.discard(tp)
             self._fetched.discard(tp)
@@ -594,10 +635,11 @@ class Engine:
 
     def _arrived_until(self, now_ms: int) -> int:
         """How far this worker has routed: the time up to which every document that arrived
-        on its input partitions has been fetched (the clock where a partition is caught up,
-        else the timestamp of the last record fetched from it, so a worker that lags closes no
-        window early; 0 until every partition was fetched once)."""
-        until = now_ms
+        on its input partitions has been fetched (where a partition is caught up, the clock
+        less CAUGHT_UP_MARGIN_MS, what a record just appended may take to be fetched; else the
+        timestamp of the last record fetched from it, so a worker that lags closes no window
+        early; 0 until every partition was fetched once)."""
+        until = now_ms - CAUGHT_UP_MARGIN_MS
         for kafka_tp in self.consumer.assignment():
             tp = TopicPartition(kafka_tp.topic, kafka_tp.partition)
             if tp.topic not in self._input_topics:
@@ -612,14 +654,26 @@ class Engine:
         """The watermark: up to when every document bound for this worker's partitions was
         routed, here (``routed_until``) and by the other workers (their marks on each of this
         worker's repartition partitions; 0 while one is missing)."""
-        until = routed_until
+        return self._lowest_mark(self.topics.repartition, self._remote_origins, routed_until)
+
+    def _decide_until(self) -> int | None:
+        """Up to when the ledger may decide (requests by their completion time): every worker
+        has applied its documents up to then (their marks on each of this worker's ledger
+        partitions, this worker's own among them). None: this worker is alone, its requests do
+        not come through the topic, what does is decided at once."""
         if not self._remote_origins:
+            return None
+        tickets = [(TICKETS, p) for p in range(self.settings.partitions)]
+        return self._lowest_mark(self.topics.ledger, tickets, 2**63 - 1)
+
+    def _lowest_mark(self, topic: str, origins: list[tuple[str, int]], until: int) -> int:
+        if not origins:
             return until
         for partition in self.assignment:
-            marks = self._marks.get(partition)
+            marks = self._marks.get(TopicPartition(topic, partition))
             if marks is None:
                 return 0
-            for origin in self._remote_origins:
+            for origin in origins:
                 mark = marks.get(origin)
                 if mark is None:
                     return 0
@@ -627,11 +681,11 @@ class Engine:
         return until
 
     def order_status(self) -> dict[str, Any]:
-        """How far routing and the watermark are, what is held, and what the watermark waits
-        for (the origin with the lowest mark, or none yet), for the status page."""
+        """How far routing, applying and deciding are, what is held, and what the watermark
+        waits for (the origin with the lowest mark, or none yet), for the status page."""
         lowest: tuple[int, str] | None = None
         for partition in sorted(self.assignment):
-            marks = self._marks.get(partition, {})
+            marks = self._marks.get(TopicPartition(self.topics.repartition, partition), {})
             for topic, origin in self._remote_origins:
                 mark = marks.get((topic, origin), 0)
                 if lowest is None or mark < lowest[0]:
@@ -639,26 +693,34 @@ class Engine:
         return {
             "routed_until": self.routed_until,
             "watermark": self.watermark,
+            "decided_until": self._decide_until(),
             "held": len(self._arrivals),
+            "requests_held": len(self._requests),
             "paused": len(self._paused),
             "waiting_for": None if lowest is None else {"mark": lowest[0], "of": lowest[1]},
         }
 
-    def _mark_outputs(self, routed_until: int, now_ms: int, busy: bool) -> list[Output]:
-        """This worker's marks, for every repartition partition it does not own: how far it
-        has routed its input partitions (streams/hops.py). Written with every step that writes
-        anyway, else every MARK_EVERY_MS while the time moves on."""
-        owned = self.assignment
-        others = [p for p in range(self.settings.partitions) if p not in owned]
-        if not owned or not others or routed_until <= self._marked_until:
+    def _routing_marks(self, routed_until: int, now_ms: int, busy: bool) -> list[Output]:
+        """This worker's routing marks, for every repartition partition it does not own: how
+        far it has routed its input partitions (streams/hops.py)."""
+        owned = sorted(self.assignment)
+        others = [p for p in range(self.settings.partitions) if p not in self.assignment]
+        if not owned or not others or not self._routing_marker.due(routed_until, now_ms, busy):
             return []
-        if not busy and now_ms - self._marked_at < MARK_EVERY_MS:
+        origins = [(topic, p) for topic in self.topics.inputs for p in owned]
+        return _marks(self.topics.repartition, others, routed_until, origins)
+
+    def _applying_marks(self, applied_until: int, now_ms: int, busy: bool) -> list[Output]:
+        """This worker's applying marks, for every ledger partition (its own too: its requests
+        go through the topic when it is not alone): how far it has applied documents."""
+        owned = sorted(self.assignment)
+        if not owned or not self._remote_origins:
             return []
-        self._marked_until, self._marked_at = routed_until, now_ms
-        origins = [(topic, p) for topic in self.topics.inputs for p in sorted(owned)]
-        value = mark_value(routed_until, origins)
-        headers = [(MARK, b"")]
-        return [Output(self.topics.repartition, None, value, p, headers) for p in others]
+        if not self._applying_marker.due(applied_until, now_ms, busy):
+            return []
+        origins = [(TICKETS, p) for p in owned]
+        everyone = list(range(self.settings.partitions))
+        return _marks(self.topics.ledger, everyone, applied_until, origins)
 
     def _others_inputs(self) -> list[tuple[str, int]]:
         """The input partitions other workers own (all of them but this worker's)."""
@@ -670,11 +732,38 @@ class Engine:
         ]
 
 
-class _HopQueue(NamedTuple):
-    """Where the hops of one origin (input partition) wait within one repartition partition."""
+def _marks(
+    topic: str, partitions: list[int], until: int, origins: list[tuple[str, int]]
+) -> list[Output]:
+    value = mark_value(until, origins)
+    return [Output(topic, None, value, p, [(MARK, b"")]) for p in partitions]
 
-    partition: int
-    origin: TopicPartition
+
+class _Marker:
+    """When a worker writes its marks of one kind: when the time they tell moved on, with every
+    step that writes anyway, else every MARK_EVERY_MS."""
+
+    def __init__(self) -> None:
+        self.until = 0
+        self.at = 0
+
+    def due(self, until: int, now_ms: int, busy: bool) -> bool:
+        if until <= self.until or (not busy and now_ms - self.at < MARK_EVERY_MS):
+            return False
+        self.until, self.at = until, now_ms
+        return True
+
+    def reset(self) -> None:
+        """The partitions moved: their new owners hear from this worker at once."""
+        self.until = 0
+
+
+class _Queue(NamedTuple):
+    """Where the records of one source wait within one repartition or ledger partition: the
+    hops of one input partition, the requests of one ticket partition."""
+
+    tp: TopicPartition
+    source: object
 
 
 def _record(message: Message) -> Record:

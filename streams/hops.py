@@ -1,16 +1,24 @@
-"""What goes through ``{prefix}sandan-repartition``: hops and marks.
+"""What the workers tell each other through ``{prefix}sandan-repartition`` and
+``{prefix}sandan-ledger``: hops, ledger requests and marks.
 
 A **hop** is a document whose producer key led to a partition other than its ticket's: the
 worker that consumed it produces it to its ticket's partition, with where and when it arrived
 in the headers (``doc``, ``topic``, ``origin``, the producer's ``key``, and for a node of an XML
 message ``cop``, ``message``, ``node``) and that arrival time as its timestamp.
 
-A **mark** (header ``mark``) is how far a worker has routed its input partitions: every document
-of ``origins`` that arrived by ``until`` has been applied there or hopped, and its hops into this
-partition come before the mark. Each worker writes one into every repartition partition it does
-not own, in the same transactions as its hops; the owner applies a document only once every
-other worker's marks passed its arrival time (streams/engine.py), so a hop from a lagging worker
-keeps its place in the order of arrival.
+A **ledger request** (streams/tickets.py) carries, as its timestamp, the arrival time of the
+document that completed its ticket, and the ticket's partition in the header ``ticket``.
+
+A **mark** (header ``mark``) is how far a worker is, for the partitions it names: on the
+repartition topic, how far it has routed its input partitions (every document of ``origins``
+that arrived by ``until`` was applied there or hopped); on the ledger topic, how far it has
+applied documents on its ticket partitions (every request they will make for tickets completed
+by ``until`` was sent). Either way what it sent to that partition comes before the mark. Each
+worker writes its routing marks into every repartition partition it does not own and its
+applying marks into every ledger partition, in the transactions of what they cover; the
+owner applies a document, or decides a request, only once every worker's marks passed its time
+(streams/engine.py). A routing mark depends only on its writer's fetching and an applying mark
+only on routing marks, so no two workers ever wait on each other in a circle.
 """
 
 from __future__ import annotations
@@ -24,15 +32,26 @@ from schemas.outputs import Source
 from streams.intake import Incoming, Origin
 from streams.records import Record, TopicPartition
 
-__all__ = ("MARK", "Mark", "hop_headers", "hop_origin", "read_hop", "read_mark")
+__all__ = (
+    "MARK",
+    "Mark",
+    "hop_headers",
+    "hop_origin",
+    "read_hop",
+    "read_mark",
+    "request_headers",
+    "request_source",
+)
 
 MARK = "mark"
 _ORIGIN = struct.Struct(">iqq")  # partition, offset, timestamp of the original record
+_TICKET = "ticket"
+TICKETS = "tickets"  # the "topic" of an applying mark's origins: ticket partitions
 
 
 class Mark(msgspec.Struct, array_like=True, frozen=True):
-    """Every document of ``origins`` (input topic, partition) that arrived by ``until`` (ms) was
-    routed, and those bound for this partition are on it before this mark."""
+    """Everything ``origins`` (input topic and partition, or TICKETS and ticket partition) will
+    send this partition for a time up to ``until`` (ms) is on it before this mark."""
 
     until: int
     origins: list[tuple[str, int]]
@@ -89,3 +108,15 @@ def read_hop(record: Record, doc_type_of: dict[str, DocType]) -> Incoming:
         origin = Origin(headers["cop"].decode(), headers["message"].decode(), int(headers["node"]))
     source = Source(topic, partition, offset, timestamp)
     return Incoming(doc_type_of[topic], headers.get("key"), record.value, source, origin)
+
+
+def request_headers(ticket_partition: int) -> list[tuple[str, bytes]]:
+    return [(_TICKET, str(ticket_partition).encode())]
+
+
+def request_source(record: Record) -> int:
+    """The ticket partition a ledger request comes from."""
+    for name, value in record.headers:
+        if name == _TICKET:
+            return int(value)
+    return -1  # a request written before requests carried it: a queue of its own

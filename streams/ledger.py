@@ -3,11 +3,15 @@
 Clean tickets arrive keyed by ``buyerIdNumber`` as :class:`~streams.tickets.LedgerRequest`; the
 ledger releases the ticket if the buyer's total for the order's year stays within the annual
 limit (and adds it), else diverts it ``ANNUAL_LIMIT_EXCEEDED``. Either way an
-:class:`~streams.tickets.Outcome` goes back to the ticket's partition.
+:class:`~streams.tickets.Outcome` goes back to the ticket's partition. A request already decided
+(consumed again after a restart: the engine resumes a ledger partition at its first request still
+held, and may have decided later ones) is decided once: the ledger remembers digests of the
+ticket revisions it decided, per year, for this year and the last.
 """
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 
 import msgspec
@@ -19,17 +23,37 @@ from streams.timefmt import iso_ms
 
 __all__ = ("BuyerLedger", "decide")
 
+_DIGEST_BYTES = 8
+
 
 class BuyerLedger(msgspec.Struct, array_like=True, gc=False):
-    """Released dutiable value by calendar year."""
+    """Released dutiable value by calendar year, and the ticket revisions decided (digests)."""
 
     totals: dict[int, Decimal] = msgspec.field(default_factory=dict)
+    decided: dict[int, bytes] = msgspec.field(default_factory=dict)
+
+
+def _digest(request: LedgerRequest) -> bytes:
+    key = f"{request.decision.ticketId}/{request.decision.revision}".encode()
+    return hashlib.blake2b(key, digest_size=_DIGEST_BYTES).digest()
+
+
+def _seen(ledger: BuyerLedger, year: int, digest: bytes) -> bool:
+    known = ledger.decided.get(year, b"")
+    return any(known[i : i + _DIGEST_BYTES] == digest for i in range(0, len(known), _DIGEST_BYTES))
 
 
 def decide(
     ledger: BuyerLedger, request: LedgerRequest, annual_limit: Decimal, now_ms: int
-) -> tuple[Decision, Outcome]:
-    """Release or divert one clean ticket, updating ``ledger`` in place when released."""
+) -> tuple[Decision, Outcome] | None:
+    """Release or divert one clean ticket, updating ``ledger`` in place (the total when
+    released); None if this ticket revision was decided before."""
+    digest = _digest(request)
+    if _seen(ledger, request.year, digest):
+        return None
+    ledger.decided[request.year] = ledger.decided.get(request.year, b"") + digest
+    for year in [y for y in ledger.decided if y < request.year - 1]:
+        del ledger.decided[year]
     decision = request.decision
     dutiable = decision.dutiableValue or Decimal(0)
     released = ledger.totals.get(request.year, Decimal(0))

@@ -16,9 +16,12 @@ Routing (all internal topics are co-partitioned with the inputs, see streams/top
 Every rejection and decision comes with its receipts (schemas/receipts.py), and every document
 the ticket stage applies with one: all on ``cbec.receipt``, in the same transaction.
 
-A hop to a partition this worker owns skips the topic: the document, the ledger request or the
-outcome is handled in the same batch, so in the same transaction, as the topic would have
-delivered it.
+A document or an outcome for a partition this worker owns skips the topic: it is handled in the
+same step, so in the same transaction, as the topic would have delivered it (the engine holds
+the documents for their turn in arrival order, see streams/arrivals.py). A ledger request skips
+it only when this worker owns every partition: with other workers, the ledger decides in order
+of completion across all of them, which the engine keeps by holding the requests from the topic
+until every worker has applied its documents up to their time (streams/hops.py).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from schemas.keys import murmur2_partition
 from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded, encode_receipt, returned
 from streams.engine import Output
-from streams.hops import hop_headers, read_hop
+from streams.hops import hop_headers, read_hop, request_headers
 from streams.intake import Incoming, Refused, read, validate
 from streams.kafka_security import aiokafka_security
 from streams.ledger import BuyerLedger, decide
@@ -109,6 +112,7 @@ class SandanPipeline:
         self._outputs: list[Output] = []
         self._routing: list[Output] = []  # what routing input records emitted (this step)
         self._routing_counts: Counter[str] = Counter()
+        self._applied_until = 0  # the step's watermark (streams/engine.py)
         self._ledger_inbox: deque[tuple[int, LedgerRequest]] = deque()
         self._pending_counts: Counter[str] = Counter()
 
@@ -211,6 +215,7 @@ class SandanPipeline:
         self, items: Sequence[Record | Routed], now_ms: int, arrived_ms: int
     ) -> list[Output]:
         topics = self.topics
+        self._applied_until = arrived_ms
         for index, item in enumerate(items):
             try:
                 if isinstance(item, Routed):
@@ -322,7 +327,10 @@ class SandanPipeline:
 
     def _on_ledger_request(self, partition: int, request: LedgerRequest, now_ms: int) -> None:
         ledger = self._buyer(partition, request.buyer)
-        decision, outcome = decide(ledger, request, self.settings.annual_limit, now_ms)
+        decided = decide(ledger, request, self.settings.annual_limit, now_ms)
+        if decided is None:
+            return  # decided before (consumed again after a restart): its outcome went then
+        decision, outcome = decided
         self._output_decision(decision)
         for receipt in concluded(decision, request.addressees, now_ms):
             self._output_receipt(receipt)
@@ -339,7 +347,7 @@ class SandanPipeline:
         )
 
     def _on_outcome(self, partition: int, outcome: Outcome, now_ms: int) -> None:
-        book = TicketBook(self.rules, partition)
+        book = TicketBook(self.rules, partition, floor_ms=self._applied_until + 1)
         book.on_outcome(self._group(partition, outcome.order_no), outcome, now_ms)
         self._emit(book)
 
@@ -422,13 +430,19 @@ class SandanPipeline:
             elif isinstance(item, KeyedRejection):
                 self._output_rejection_record(item.key, item.rejection)
             else:
-                partition = murmur2_partition(item.buyer.encode(), self.settings.partitions)
-                if partition in self.partitions:
+                partitions = self.settings.partitions
+                partition = murmur2_partition(item.buyer.encode(), partitions)
+                if len(self.partitions) == partitions:  # no other worker: decided at once
                     self._ledger_inbox.append((partition, item))
                     continue
                 self._outputs.append(
                     Output(
-                        self.topics.ledger, item.buyer.encode(), _encoder.encode(item), partition
+                        self.topics.ledger,
+                        item.buyer.encode(),
+                        _encoder.encode(item),
+                        partition,
+                        request_headers(item.ticket_partition),
+                        item.at or None,
                     )
                 )
 

@@ -175,6 +175,9 @@ class LedgerRequest(msgspec.Struct, array_like=True, gc=False):
     year: int
     decision: Decision
     addressees: list[Addressee] = msgspec.field(default_factory=list)
+    # When the ticket completed, in arrival time (ms): the ledger decides in this order, across
+    # workers (streams/engine.py). 0: unknown (a request of an earlier version).
+    at: int = 0
 
 
 class Outcome(msgspec.Struct, array_like=True, gc=False):
@@ -209,9 +212,14 @@ Emit = Decision | KeyedRejection | LedgerRequest | Addressed
 class TicketBook:
     """Applies records, outcomes and timers to one group, collecting what is emitted."""
 
-    def __init__(self, rules: Rules, partition: int) -> None:
+    def __init__(self, rules: Rules, partition: int, floor_ms: int = 0) -> None:
+        """``floor_ms``: the earliest arrival time a ledger request it emits may carry (for an
+        outcome, just after everything applied so far: what was parked for it counts as
+        arriving after it)."""
         self.rules = rules
         self.partition = partition
+        self.floor_ms = floor_ms
+        self._at = floor_ms  # the arrival time of what is being applied
         self.emitted: list[Emit] = []
 
     # -- documents ------------------------------------------------------------------------
@@ -223,6 +231,7 @@ class TicketBook:
         document's arrival, and windows that closed before this record arrived close first.
         """
         arrived_ms = min(record.source.timestamp, now_ms) if record.source.timestamp > 0 else now_ms
+        self._at = max(arrived_ms, self.floor_ms)
         self.on_timer(group, arrived_ms, now_ms)
         if any(doc.guid in t.guids for t in group.tickets.values()):
             return  # an exact redelivery: nothing happens, nothing is emitted
@@ -400,6 +409,7 @@ class TicketBook:
                 int(order.appTime[:4]),
                 decision,
                 ticket.addressees(),
+                self._at,
             )
         )
 

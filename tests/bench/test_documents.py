@@ -106,7 +106,9 @@ def test_validate_record_rejected(benchmark: BenchmarkFixture, clean: TicketReco
 
 def _released(request: LedgerRequest) -> Decision:
     copy = msgspec.msgpack.decode(ENCODER.encode(request), type=LedgerRequest)
-    decision, outcome = decide(BuyerLedger(), copy, RULES.limits.annual_limit, T0 + 2500)
+    decided = decide(BuyerLedger(), copy, RULES.limits.annual_limit, T0 + 2500)
+    assert decided is not None
+    decision, outcome = decided
     assert outcome.released
     return decision
 

@@ -89,7 +89,9 @@ def test_group_decode(benchmark: BenchmarkFixture, pending_group: Group) -> None
 def _decide(request: LedgerRequest, released_before: Decimal) -> tuple[Decision, Outcome]:
     # A ledger as read from the store, so every round decides on the same total.
     ledger = BuyerLedger({2026: released_before})
-    return decide(ledger, request, RULES.limits.annual_limit, T0 + 2500)
+    decided = decide(ledger, request, RULES.limits.annual_limit, T0 + 2500)
+    assert decided is not None
+    return decided
 
 
 @pytest.mark.benchmark(group="ledger")

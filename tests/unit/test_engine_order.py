@@ -12,7 +12,17 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from schemas.keys import murmur2_partition
 from schemas.outputs import Source
 from streams.engine import MARK_EVERY_MS, MAX_HELD, Engine
-from streams.hops import MARK, Mark, hop_headers, mark_value, read_mark
+from streams.hops import (
+    MARK,
+    TICKETS,
+    Mark,
+    hop_headers,
+    hop_origin,
+    mark_value,
+    read_mark,
+    request_headers,
+    request_source,
+)
 from streams.intake import Incoming
 from streams.pipeline import SandanPipeline
 from streams.records import Record, Routed, TopicPartition
@@ -47,6 +57,13 @@ def hop(engine: Engine, partition: int, offset: int, origin: int, at: int) -> Re
     return Record(engine.topics.repartition, partition, offset, at, b"ORD", b"{}", headers)
 
 
+def hold_hops(engine: Engine, records: list[Record]) -> None:
+    """What the engine does with records fetched from repartition partition 0."""
+    engine._hold(
+        engine._arrivals, TopicPartition(engine.topics.repartition, 0), records, hop_origin
+    )
+
+
 def routed(engine: Engine, partition: int, offset: int, at: int) -> Routed:
     record = Record(engine.topics.order, partition, offset, at, b"k", b"{}")
     return Routed(record, 0, None)
@@ -56,13 +73,13 @@ def test_the_others_marks_set_the_watermark(engine: Engine) -> None:
     assert engine._remote_origins == [(topic, 1) for topic in engine.topics.inputs]
     assert engine._ordered_until(T0) == 0  # nothing heard from the other worker yet
     order, payment, waybill = engine.topics.inputs
-    engine._hold_hops(0, [mark(engine, 0, 0, T0 - 500)])
+    hold_hops(engine, [mark(engine, 0, 0, T0 - 500)])
     assert engine._ordered_until(T0) == T0 - 500
     assert engine._ordered_until(T0 - 900) == T0 - 900  # this worker's own routing lags more
     # A mark for fewer origins (another worker's share) and an older one change nothing.
-    engine._hold_hops(0, [mark(engine, 0, 1, T0 - 100), mark(engine, 0, 2, T0 - 800)])
+    hold_hops(engine, [mark(engine, 0, 1, T0 - 100), mark(engine, 0, 2, T0 - 800)])
     assert engine._ordered_until(T0) == T0 - 100
-    assert engine._marks[0] == {
+    assert engine._marks[TopicPartition(engine.topics.repartition, 0)] == {
         (order, 1): T0 - 100,
         (payment, 1): T0 - 100,
         (waybill, 1): T0 - 100,
@@ -73,11 +90,11 @@ def test_one_worker_alone_waits_for_nobody(engine: Engine) -> None:
     engine.assignment = {0, 1}
     engine._remote_origins = engine._others_inputs()
     assert engine._ordered_until(T0) == T0
-    assert engine._mark_outputs(T0, T0, busy=True) == []
+    assert engine._routing_marks(T0, T0, busy=True) == []
 
 
 def test_marks_go_to_every_partition_of_the_others_when_the_time_moved_on(engine: Engine) -> None:
-    (out,) = engine._mark_outputs(T0, T0, busy=False)
+    (out,) = engine._routing_marks(T0, T0, busy=False)
     assert (out.topic, out.partition, out.key, out.headers) == (
         engine.topics.repartition,
         1,
@@ -86,12 +103,12 @@ def test_marks_go_to_every_partition_of_the_others_when_the_time_moved_on(engine
     )
     record = Record(out.topic, 1, 0, 0, None, out.value, tuple(out.headers or ()))
     assert read_mark(record) == Mark(T0, [(topic, 0) for topic in engine.topics.inputs])
-    assert engine._mark_outputs(T0, T0 + 1000, busy=True) == []  # not moved on
-    assert engine._mark_outputs(T0 + 10, T0 + 10, busy=False) == []  # too soon, idle
-    assert len(engine._mark_outputs(T0 + 10, T0 + 10, busy=True)) == 1  # writes anyway
-    assert engine._mark_outputs(T0 + 20, T0 + 20 + MARK_EVERY_MS - 11, busy=False) == []
-    assert len(engine._mark_outputs(T0 + 20, T0 + 10 + MARK_EVERY_MS, busy=False)) == 1
-    assert engine._mark_outputs(0, T0 + 10**6, busy=True) == []  # nothing routed yet
+    assert engine._routing_marks(T0, T0 + 1000, busy=True) == []  # not moved on
+    assert engine._routing_marks(T0 + 10, T0 + 10, busy=False) == []  # too soon, idle
+    assert len(engine._routing_marks(T0 + 10, T0 + 10, busy=True)) == 1  # writes anyway
+    assert engine._routing_marks(T0 + 20, T0 + 20 + MARK_EVERY_MS - 11, busy=False) == []
+    assert len(engine._routing_marks(T0 + 20, T0 + 10 + MARK_EVERY_MS, busy=False)) == 1
+    assert engine._routing_marks(0, T0 + 10**6, busy=True) == []  # nothing routed yet
 
 
 def test_partitions_resume_at_their_first_record_still_held(engine: Engine) -> None:
@@ -100,8 +117,8 @@ def test_partitions_resume_at_their_first_record_still_held(engine: Engine) -> N
     repartition = TopicPartition(engine.topics.repartition, 0)
     engine._next.update({orders: 10, payments: 4, repartition: 30})
     engine._hold_routed([routed(engine, 0, 5, T0), routed(engine, 0, 6, T0 + 1)])
-    engine._hold_hops(
-        0,
+    hold_hops(
+        engine,
         [
             hop(engine, 0, 21, origin=1, at=T0 + 5),
             mark(engine, 0, 22, T0),
@@ -124,7 +141,7 @@ def test_revoked_partitions_forget_what_they_held(engine: Engine) -> None:
     repartition = TopicPartition(engine.topics.repartition, 0)
     engine._next.update({orders: 10, repartition: 30})
     engine._hold_routed([routed(engine, 0, 5, T0)])
-    engine._hold_hops(0, [hop(engine, 0, 21, origin=1, at=T0), mark(engine, 0, 22, T0)])
+    hold_hops(engine, [hop(engine, 0, 21, origin=1, at=T0), mark(engine, 0, 22, T0)])
     engine.forget([orders, repartition])
     assert len(engine._arrivals) == 0
     assert engine._marks == {}
@@ -193,3 +210,42 @@ def test_too_much_held_pauses_only_what_is_ahead_of_the_routing(engine: Engine) 
     engine._arrivals.release(T0, MAX_HELD // 2 + 2)
     engine._pause_overfull(T0 + 500)
     assert recorder.paused == set()  # half applied: every one fetched again
+
+
+def request(engine: Engine, offset: int, ticket_partition: int, at: int) -> Record:
+    headers = tuple(request_headers(ticket_partition))
+    return Record(engine.topics.ledger, 0, offset, at, b"buyer", b"", headers)
+
+
+def applying_mark(engine: Engine, offset: int, until: int, owned: list[int]) -> Record:
+    value = mark_value(until, [(TICKETS, p) for p in owned])
+    return Record(engine.topics.ledger, 0, offset, 0, None, value, ((MARK, b""),))
+
+
+def test_the_ledger_decides_up_to_where_every_worker_has_applied(engine: Engine) -> None:
+    ledger = TopicPartition(engine.topics.ledger, 0)
+    engine._next[ledger] = 40
+    hold = [request(engine, 30, 1, T0 + 5), request(engine, 31, 0, T0 + 2)]
+    engine._hold(engine._requests, ledger, hold, request_source)
+    assert engine._decide_until() == 0  # no worker has told yet
+    engine._hold(engine._requests, ledger, [applying_mark(engine, 32, T0 + 3, [1])], request_source)
+    assert engine._decide_until() == 0  # this worker's own mark is missing
+    engine._hold(engine._requests, ledger, [applying_mark(engine, 33, T0 + 9, [0])], request_source)
+    assert engine._decide_until() == T0 + 3
+    released = engine._requests.release(engine._decide_until())
+    assert [(r.offset, r.timestamp) for r in released] == [(31, T0 + 2)]
+    assert engine._held_positions()[ledger] == (30, "")  # the request of T0 + 5 is held
+
+
+def test_applying_marks_go_to_every_ledger_partition_unless_alone(engine: Engine) -> None:
+    outputs = engine._applying_marks(T0, T0, busy=True)
+    assert [(o.topic, o.partition) for o in outputs] == [
+        (engine.topics.ledger, 0),
+        (engine.topics.ledger, 1),
+    ]
+    record = Record(engine.topics.ledger, 0, 0, 0, None, outputs[0].value, ((MARK, b""),))
+    assert read_mark(record) == Mark(T0, [(TICKETS, 0)])
+    engine.assignment = {0, 1}
+    engine._remote_origins = engine._others_inputs()
+    assert engine._applying_marks(T0 + 100, T0 + 100, busy=True) == []
+    assert engine._decide_until() is None

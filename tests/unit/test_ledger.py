@@ -82,7 +82,9 @@ def request(
 
 def run(ledger: BuyerLedger, req: LedgerRequest, now_ms: int = T0 + 1000) -> tuple[Any, Outcome]:
     """decide(), with the ledger and the outcome through msgpack; the decision as JSON."""
-    decision, outcome = decide(ledger, req, ANNUAL, now_ms)
+    decided = decide(ledger, req, ANNUAL, now_ms)
+    assert decided is not None
+    decision, outcome = decided
     assert _LEDGER.decode(_ENCODER.encode(ledger)) == ledger
     return json.loads(encode_json(decision)), _OUTCOME.decode(_ENCODER.encode(outcome))
 
@@ -156,7 +158,9 @@ def test_tickets_of_a_buyer_are_decided_in_the_order_they_arrive(
 
 def test_another_limit_applies_as_given() -> None:
     ledger = BuyerLedger()
-    decision, outcome = decide(ledger, request(1, "497.50"), Decimal("497.49"), T0)
+    decided = decide(ledger, request(1, "497.50"), Decimal("497.49"), T0)
+    assert decided is not None
+    decision, outcome = decided
     assert decision.decision == "DIVERT" and not outcome.released
     assert ledger.totals == {}
 
@@ -167,3 +171,28 @@ def test_decimal_totals_stay_exact() -> None:
         run(ledger, request(n, "0.10"))
     assert ledger.totals == {2026: Decimal("1.00")}
     assert str(ledger.totals[2026]) == "1.00"
+
+
+def test_a_request_consumed_again_is_decided_once() -> None:
+    ledger = BuyerLedger()
+    first = request(1, "400.00")
+    run(ledger, first)
+    total = dict(ledger.totals)
+    assert decide(ledger, _REQUEST.decode(_ENCODER.encode(first)), ANNUAL, T0 + 2000) is None
+    assert ledger.totals == total  # not added twice
+    second = request(2, "100.00")
+    assert run(ledger, second)[0]["decision"] == "RELEASE"
+    assert decide(ledger, second, ANNUAL, T0 + 3000) is None
+
+
+def test_the_decided_digests_keep_this_year_and_the_last() -> None:
+    ledger = BuyerLedger()
+    old = request(1, "10.00")
+    ledger.decided = {2023: b"x" * 8, 2025: b"y" * 8}
+    run(ledger, old)
+    assert sorted(ledger.decided) == [2025, 2026]
+    assert len(ledger.decided[2026]) == 8
+
+
+def test_a_request_carries_when_its_ticket_completed() -> None:
+    assert request(1, "10.00").at == T0  # its last document's arrival

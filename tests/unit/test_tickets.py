@@ -166,7 +166,9 @@ class Driver:
         while self.requests:
             request = _REQUEST.decode(self.requests.pop(0))
             ledger = self.ledger(request.buyer)
-            decision, outcome = decide(ledger, request, self.rules.limits.annual_limit, now_ms)
+            decided = decide(ledger, request, self.rules.limits.annual_limit, now_ms)
+            assert decided is not None  # each request once
+            decision, outcome = decided
             encoded = _ENCODER.encode(ledger)
             assert _LEDGER.decode(encoded) == ledger
             self.ledgers[request.buyer] = encoded
