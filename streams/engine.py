@@ -405,15 +405,16 @@ class Engine:
         routed_until = self._arrived_until(now_ms)
         until = self._ordered_until(routed_until)
         self.routed_until, self.watermark = routed_until, until
-        # Applied: at most MAX_RECORDS_PER_STEP (routing adds up to a poll's records); the
-        # timers then run only up to what was released.
+        # Applied: at most MAX_RECORDS_PER_STEP (routing adds up to a poll's records), the
+        # ledger's requests first (deciding them ends what held documents started); the timers
+        # then run only up to what was released.
         room = max(MAX_RECORDS_PER_STEP - len(records), 0)
-        records += self._arrivals.release(until, room)
+        decide_until = self._decide_until()
+        records += self._requests.release(decide_until, room)
+        records += self._arrivals.release(until, max(MAX_RECORDS_PER_STEP - len(records), 0))
         held = self._arrivals.earliest(until)
         if held is not None:
             until = min(until, held - 1)
-        decide_until = self._decide_until()
-        records += self._requests.release(decide_until, max(room - len(records), 0))
         self._held = held is not None or self._requests.earliest(decide_until) is not None
         offsets.update(self._held_positions())
         self._pause_overfull(routed_until)
