@@ -65,6 +65,15 @@ async def _output_ends(consumer: AIOKafkaConsumer, partitions: list[TopicPartiti
     return int(sum(ends.values()))
 
 
+def _holding(workers: list[Worker]) -> bool:
+    """Whether a worker holds documents or ledger requests (or does not answer: busy)."""
+    for worker in workers:
+        order = (worker.status() or {}).get("order")
+        if order is None or order.get("held") or order.get("requests_held"):
+            return True
+    return False
+
+
 async def _wait_drain(
     brokers: str,
     topics: Topics,
@@ -75,8 +84,10 @@ async def _wait_drain(
     window: float,
     limit: float,
 ) -> tuple[float, list[str]]:
-    """Wait until the input lag is 0, then the window + a margin (the last timeouts), then the
-    outputs still for 3 s; at most ``limit`` seconds. Return the wall time and notes."""
+    """Wait until the input lag is 0 and the workers hold nothing (documents waiting for their
+    turn, ledger requests: see /status), then the window + a margin (the last timeouts), then
+    the outputs still for 3 s with nothing held; at most ``limit`` seconds. Return the wall
+    time and notes."""
     notes: list[str] = []
     deadline = time.monotonic() + limit
     consumer = AIOKafkaConsumer(bootstrap_servers=brokers)
@@ -90,14 +101,15 @@ async def _wait_drain(
             for worker in workers:
                 worker.check()
             now = time.time()
-            if caught_up is None and monitor.last_lag == 0:
+            holding = await asyncio.to_thread(_holding, workers)
+            if caught_up is None and monitor.last_lag == 0 and not holding:
                 caught_up = now
             ends = await _output_ends(consumer, partitions)
             if ends != last:
                 last, still_since = ends, time.monotonic()
             quiet = time.monotonic() - still_since
             timeouts_due = caught_up is not None and now >= max(caught_up, after) + window + 5
-            if timeouts_due and quiet >= 3.0:  # noqa: PLR2004
+            if timeouts_due and quiet >= 3.0 and not holding:  # noqa: PLR2004
                 return now, notes
             await asyncio.sleep(1.0)
     finally:
