@@ -119,7 +119,7 @@ def run(test: Callable[[Producer], Awaitable[None]], **kwargs: Any) -> None:
         producer = Producer(SETTINGS, factory=FakeKafka, **kwargs)
         producer.start()
         try:
-            for _ in range(100):
+            for _ in range(1000):  # up to 10 s: a busy machine may take more than 1 s
                 if producer.connected or FakeKafka.fail_start:
                     break
                 await asyncio.sleep(0.01)
