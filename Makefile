@@ -60,6 +60,9 @@ format: setup ## format the code
 loadtest: setup kafka-up ## the sustained load test: RATE tickets/s (5100) for DURATION s (600), WORKERS (one per core), report in reports/
 	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --rate $${RATE:-5100} --duration $${DURATION:-600} --workers $${WORKERS:-$$(nproc)}
 
+overload: setup kafka-up ## offered load far above capacity: RATE tickets/s (10000) for DURATION s (40), window 10 s, WORKERS (one per core); every decision checked, report in reports/
+	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --rate $${RATE:-10000} --duration $${DURATION:-40} --workers $${WORKERS:-$$(nproc)} --window 10 --ceiling-limit 20
+
 loadtest-short: setup kafka-up ## a one-minute load test that checks correctness only
 	$(BIN)/python -m loadtest.run --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --short
 
