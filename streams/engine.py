@@ -35,7 +35,14 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+)
 from confluent_kafka import TopicPartition as KafkaPartition
 
 from schemas.keys import murmur2_partition
@@ -310,26 +317,32 @@ class Engine:
             if part is None:
                 part = batch[tp] = []
             part.append(_record(message))
-        self._check_caught_up()
+        self._check_caught_up(batch)
         return batch
 
-    def _check_caught_up(self) -> None:
-        """After the process stood still (SIGSTOP, a starved machine), the partitions it saw
-        caught up may have records since: ask the brokers, and count a partition caught up
-        again only from its next end-of-partition event. (The client's own fetching stood
-        still too, so no record it fetched says so yet.)"""
+    def _check_caught_up(self, batch: dict[TopicPartition, list[Record]]) -> None:
+        """After the process stood still (SIGSTOP, a starved machine), the input partitions it
+        saw caught up may have records since, which the client's own fetching (it stood still
+        too) has not seen yet: they count as caught up again only from a fresh end-of-partition
+        event, which fetching them again from where they are (a seek) brings."""
         clock, self._clock = self._clock, (time.monotonic(), time.process_time())
-        if clock is None or not self._caught_up:
+        if clock is None:
             return
         stood_still = (self._clock[0] - clock[0]) - (self._clock[1] - clock[1])
-        if stood_still < STOOD_STILL:
+        stale = [tp for tp in self._caught_up if tp.topic in self._input_topics]
+        if stood_still < STOOD_STILL or not stale:
             return
-        for tp in list(self._caught_up):
-            kafka_tp = KafkaPartition(tp.topic, tp.partition)
-            _, high = self.consumer.get_watermark_offsets(kafka_tp, CLIENT_TIMEOUT, False)
-            if self._next.get(tp, self._committed.get(tp, (0, ""))[0]) < high:
-                self._caught_up.discard(tp)
-        log.info("stood still for %.1f s: checked which partitions are caught up", stood_still)
+        for tp in stale:
+            self._caught_up.discard(tp)
+            part = batch.get(tp)
+            offset = part[-1].offset + 1 if part else self._next.get(tp)
+            if offset is None:
+                offset = self._committed.get(tp, (OFFSET_BEGINNING, ""))[0]
+            try:
+                self.consumer.seek(KafkaPartition(tp.topic, tp.partition, offset))
+            except KafkaException as exc:  # not fetching yet: its first event comes anyway
+                log.warning("fetching %s[%d] again: %s", tp.topic, tp.partition, exc)
+        log.info("stood still for %.1f s: fetching %d partitions again", stood_still, len(stale))
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         if not partitions:

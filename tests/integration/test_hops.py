@@ -73,8 +73,10 @@ def test_a_hop_from_a_stalled_worker_counts_from_its_arrival(deploy: Any) -> Non
     finally:
         lagging.process.send_signal(signal.SIGCONT)
     decisions: list[Any] = []
-    timeout = Timeout(60, "the ticket to be decided")
-    while timeout and not decisions:
+    deadline = time.monotonic() + 60
+    while not decisions:
+        orders = [w.status() for w in (first, second)]
+        assert time.monotonic() < deadline, f"the ticket was not decided; the workers: {orders}"
         decisions = run(consume(d.brokers, [d.topic("release"), d.topic("divert")], idle=1))
     time.sleep(3)  # a second decision would come now
     decisions = run(consume(d.brokers, [d.topic("release"), d.topic("divert")], idle=2))
