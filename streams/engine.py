@@ -437,7 +437,7 @@ class Engine:
             outputs += self._routing_marks(routed_until, now_ms, busy)
             outputs += self._applying_marks(until, now_ms, busy)
             written = {}
-            if outputs or records or inputs:
+            if outputs or records:  # (what was only routed and held commits with its turn)
                 written = await self._produce_transaction(outputs, offsets)
         except BaseException:
             self.pipeline.rollback()
