@@ -145,7 +145,6 @@ class Engine:
         self.transactional_id = f"{settings.topic_prefix}sandan-{settings.worker_id}"
         self.batches = 0
         self.records = 0
-        self._transactions = 0
         self.assignment: set[int] = set()
         self._partition_counts: dict[str, int] = {}
         self._input_topics = frozenset(self.topics.inputs)
@@ -585,8 +584,8 @@ class Engine:
         if producer.flush(CLIENT_TIMEOUT):  # serves the delivery reports too
             msg = "the broker did not acknowledge the transaction's records in time"
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, msg))
-        self._transactions += 1
-        if self._transactions == self.settings.fault_stop_before_offsets:
+        _TRANSACTIONS["committing"] += 1
+        if _TRANSACTIONS["committing"] == self.settings.fault_stop_before_offsets:
             # A test's stalled worker: its records are written, its offsets not yet sent.
             log.warning("SANDAN_FAULT_STOP_BEFORE_OFFSETS: stopping myself mid-transaction")
             os.kill(os.getpid(), signal.SIGSTOP)
@@ -778,6 +777,11 @@ class _Queue(NamedTuple):
 
     tp: TopicPartition
     source: object
+
+
+# Transactions this process has come to commit, for SANDAN_FAULT_STOP_BEFORE_OFFSETS: counted
+# across the engines it starts, so the one started after the stop does not stop again.
+_TRANSACTIONS = {"committing": 0}
 
 
 def _record(message: Message) -> Record:
