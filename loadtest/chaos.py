@@ -63,6 +63,7 @@ from loadtest.generator import generate
 from loadtest.processes import RunError, Worker, free_port, fresh_deployment
 from loadtest.truth import DEFAULT_MIX, Plan
 from loadtest.verify import verify
+from schemas.receipts import CONTENT_TYPE_XML, decode_receipt
 from streams.ledger import BuyerLedger
 
 __all__ = ("main",)
@@ -376,7 +377,10 @@ def _receipt_problems(
     """Receipts exactly once: 120 once per document, 399 once per document and revision of each
     decision, 100 once per rejection."""
     problems: list[str] = []
-    values = [json.loads(r.value) for r in receipts]
+    values = [
+        msgspec.to_builtins(decode_receipt(r.value, xml=CONTENT_TYPE_XML in r.headers))
+        for r in receipts
+    ]
     stored = Counter(v["guid"] for v in values if v["returnStatus"] == "120")
     problems += [f"120 for {g} {n} times" for g, n in stored.items() if n > 1]
     concluded = Counter(

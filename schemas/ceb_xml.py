@@ -59,6 +59,7 @@ __all__ = (
     "MAX_DEPTH",
     "MAX_NODES",
     "MESSAGE_ROOTS",
+    "PARSER",
     "Message",
     "Node",
     "decode_message",
@@ -88,7 +89,7 @@ _ROOT_CHILDREN = {  # the root's children besides the nodes: name, least and mos
     f"{{{DS_NAMESPACE}}}Signature": ("ds:Signature", 0, 1),
 }
 
-_PARSER = etree.XMLParser(
+PARSER = etree.XMLParser(  # locked down: see the module docstring
     encoding="utf-8",  # whatever a declaration says (other encodings are refused before)
     resolve_entities=False,
     no_network=True,
@@ -212,7 +213,7 @@ def decode_message(doc_type: DocType, raw: bytes | None, max_bytes: int) -> Mess
     """
     raw = _checked_bytes(raw, max_bytes)
     try:
-        root = etree.fromstring(raw, _PARSER)
+        root = etree.fromstring(raw, PARSER)
     except etree.XMLSyntaxError as exc:
         raise SchemaError(_not_utf8(raw) or f"not well-formed XML: {exc.msg} - at `$`") from None
     if root.getroottree().docinfo.doctype:  # a second guard: _checked_bytes refused DOCTYPEs

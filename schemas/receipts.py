@@ -27,7 +27,7 @@ from typing import Literal, NamedTuple
 import msgspec
 from lxml import etree
 
-from schemas.ceb_xml import CEB_NAMESPACE
+from schemas.ceb_xml import CEB_NAMESPACE, PARSER
 from schemas.codec import encode_json
 from schemas.documents import DocType, Document, Order, Payment
 from schemas.outputs import Decision, DecisionKind, Rejection
@@ -42,6 +42,7 @@ __all__ = (
     "Receipt",
     "ReturnStatus",
     "concluded",
+    "decode_receipt",
     "encode_receipt",
     "json_sender",
     "return_time",
@@ -68,6 +69,7 @@ _STANDARD_FIELDS: dict[DocType, tuple[str, ...]] = {
     "payment": ("guid", "payCode", "payTransactionId"),
     "logistics": ("guid", "logisticsCode", "logisticsNo"),
 }
+_XML_KINDS: dict[str, DocType] = {node: kind for kind, (_, node) in _XML_NAMES.items()}
 _RETURN_FIELDS = ("returnStatus", "returnTime", "returnInfo")
 _SANDAN_FIELDS = ("ticketId", "code", "decision", "revision")
 _APPLIED = {"1": "新增申报成功", "2": "变更申报成功", "3": "删除申报成功"}
@@ -98,6 +100,9 @@ class Receipt(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     revision: int | None = None  # concluded
     reasons: list[str] | None = None  # concluded with DIVERT: the reason codes
     node: int | None = None  # the document's node in its XML message (1-based)
+
+
+_RECEIPT_JSON = msgspec.json.Decoder(Receipt)
 
 
 class Addressee(msgspec.Struct, array_like=True, gc=False):
@@ -280,6 +285,27 @@ def encode_receipt(addressed: Addressed) -> tuple[bytes | None, bytes, list[tupl
     if not addressed.xml:
         return key, encode_json(addressed.receipt), [CONTENT_TYPE_JSON]
     return key, _xml(addressed.receipt), [CONTENT_TYPE_XML]
+
+
+def decode_receipt(value: bytes, *, xml: bool) -> Receipt:
+    """The inverse of :func:`encode_receipt`: a receipt record's value (``xml`` from its
+    ``content-type`` header) as the Receipt it was made from. Raises msgspec.ValidationError
+    or DecodeError, or lxml's XMLSyntaxError, for a value that is no receipt."""
+    if not xml:
+        return _RECEIPT_JSON.decode(value)
+    root = etree.fromstring(value, PARSER)
+    (node,) = root
+    fields: dict[str, object] = {"docType": _XML_KINDS[etree.QName(node).localname]}
+    reasons = []
+    for child in node:
+        name = etree.QName(child).localname
+        if name == "reason":
+            reasons.append(child.text)
+        else:
+            fields[name] = child.text or ""
+    if reasons:
+        fields["reasons"] = reasons
+    return msgspec.convert(fields, Receipt, strict=False)  # revision, node: text to int
 
 
 def _xml(receipt: Receipt) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from lxml import etree
 
@@ -23,6 +24,7 @@ from schemas.receipts import (
     Addressee,
     Receipt,
     concluded,
+    decode_receipt,
     encode_receipt,
     return_time,
     returned,
@@ -364,3 +366,25 @@ def test_an_xml_receipt_record_is_a_one_node_ceb_message() -> None:
     ]
     again = encode_receipt(payment_receipt)[1]
     assert again == value  # the same receipt is the same message (its guid from its content)
+
+
+@pytest.mark.parametrize("origin", [None, Origin(COP, "M" * 36, 3)], ids=["json", "xml"])
+def test_a_receipt_record_decodes_to_the_receipt_it_was_made_from(origin: Origin | None) -> None:
+    driver = Driver()
+    for doc_type in ("order", "payment", "logistics"):
+        driver.send(doc_type, BUILDERS[doc_type](), T0, origin=origin)
+    driver.send("order", order_dict(guid="Y" * 36), T0 + 1, origin=origin)  # DUPLICATE
+    statuses = [addressed.receipt.returnStatus for addressed in driver.receipts]
+    assert sorted(set(statuses)) == ["100", "120", "399"]
+    for addressed in driver.receipts:
+        _, value, headers = encode_receipt(addressed)
+        xml = headers == [("content-type", b"application/xml")]
+        assert xml == (origin is not None)
+        assert decode_receipt(value, xml=xml) == addressed.receipt
+
+
+def test_a_value_that_is_no_receipt_is_refused() -> None:
+    with pytest.raises(msgspec.ValidationError):
+        decode_receipt(b'{"docType": "order"}', xml=False)
+    with pytest.raises(etree.XMLSyntaxError):
+        decode_receipt(b"<CEB312Message", xml=True)
