@@ -28,7 +28,12 @@ from matchers.parties import check_payer, check_payment_reference
 from schemas.documents import Logistics, Order, Payment
 from schemas.outputs import Reason
 
-__all__ = ("Evaluation", "Limits", "evaluate")
+__all__ = ("RULES_VERSION", "Evaluation", "Limits", "evaluate")
+
+# The rule set's version, in every decision record (``decidedBy.rulesVersion``): raised
+# whenever a change to a rule can change a decision for some input (a rule added, removed or
+# made stricter or looser, its order of reasons), never for a change that cannot.
+RULES_VERSION = "1"
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ import msgspec
 from schemas.documents import DocType
 
 __all__ = (
+    "DecidedBy",
     "Decision",
     "DecisionKind",
     "DivertCode",
@@ -58,6 +59,15 @@ class DocumentGuids(msgspec.Struct, gc=False):
     logistics: str | None = None
 
 
+class DecidedBy(msgspec.Struct, frozen=True, gc=False):
+    """The rule set and the settings a decision was made by (its audit trail)."""
+
+    rulesVersion: str  # noqa: N815 - matchers.RULES_VERSION
+    windowSeconds: float  # noqa: N815 - SANDAN_WINDOW
+    singleLimit: Decimal  # noqa: N815 - SANDAN_SINGLE_LIMIT, CNY
+    annualLimit: Decimal  # noqa: N815 - SANDAN_ANNUAL_LIMIT, CNY
+
+
 class Decision(msgspec.Struct, kw_only=True, gc=False):
     """One decision on one ticket revision (``cbec.release`` or ``cbec.divert``)."""
 
@@ -80,6 +90,7 @@ class Decision(msgspec.Struct, kw_only=True, gc=False):
     documents: DocumentGuids
     firstSeenAt: str  # noqa: N815
     completedAt: str | None  # noqa: N815
+    decidedBy: DecidedBy  # noqa: N815
     reasons: list[Reason] | msgspec.UnsetType = msgspec.UNSET
     missing: list[DocType] | msgspec.UnsetType = msgspec.UNSET
 

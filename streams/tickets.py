@@ -30,16 +30,25 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
 import msgspec
 
-from matchers import Limits, evaluate
+from matchers import RULES_VERSION, Limits, evaluate
 from matchers.limits import dutiable_value
 from schemas.codec import decode_document_cached
 from schemas.documents import DocType, Document, Logistics, Order, Payment
 from schemas.keys import ticket_id
-from schemas.outputs import Decision, DocumentGuids, Reason, Rejection, RejectionCode, Source
+from schemas.outputs import (
+    DecidedBy,
+    Decision,
+    DocumentGuids,
+    Reason,
+    Rejection,
+    RejectionCode,
+    Source,
+)
 from schemas.receipts import Addressed, Addressee, concluded, returned, stored
 from streams.intake import Incoming, Origin, reject
 from streams.timefmt import iso_ms
@@ -197,6 +206,16 @@ class Rules(NamedTuple):
     released_horizon_ms: int
     limits: Limits
     max_document_bytes: int
+
+    def decided_by(self) -> DecidedBy:
+        """What every decision by these rules records of them."""
+        return _decided_by(self.window_ms, self.limits)
+
+
+@lru_cache(maxsize=8)
+def _decided_by(window_ms: int, limits: Limits) -> DecidedBy:
+    """One instance per rule set: decisions share it (it is frozen)."""
+    return DecidedBy(RULES_VERSION, window_ms / 1000, limits.single_limit, limits.annual_limit)
 
 
 class KeyedRejection(NamedTuple):
@@ -473,6 +492,7 @@ class TicketBook:
             completedAt=iso_ms(ticket.completed_ms)
             if ticket.complete() and ticket.completed_ms
             else None,
+            decidedBy=self.rules.decided_by(),
         )
 
     # -- the ledger's outcome and timers ----------------------------------------------------

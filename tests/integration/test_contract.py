@@ -29,6 +29,7 @@ from typing import Any, TypedDict
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from matchers import RULES_VERSION
 from matchers.identity import resident_id_check_char
 from schemas.keys import murmur2_partition
 from tests.factories import logistics_dict, order_dict, payment_dict
@@ -69,6 +70,7 @@ DECISION_FIELDS = {
     "documents",
     "firstSeenAt",
     "completedAt",
+    "decidedBy",
 }
 
 Doc = dict[str, Any]
@@ -388,6 +390,12 @@ def check_decision(
     if full_tax is not None:
         assert value["fullTax"] is full_tax, value
     assert isinstance(value["fullTax"], bool)
+    assert value["decidedBy"]["rulesVersion"] == RULES_VERSION, value
+    assert value["decidedBy"]["windowSeconds"] > 0, value
+    assert (value["decidedBy"]["singleLimit"], value["decidedBy"]["annualLimit"]) == (
+        "5000",
+        "26000",
+    )
     assert ISO_MS.match(value["decidedAt"]) and ISO_MS.match(value["firstSeenAt"]), value
     complete = order is not None and payment is not None and logistics is not None
     if complete:

@@ -25,7 +25,7 @@ from schemas.codec import (
 from schemas.documents import DocType, Logistics, Order, Payment
 from schemas.errors import InputError, SandanError, SchemaError
 from schemas.fields import Amount
-from schemas.outputs import Decision, DocumentGuids, Reason, Rejection, Source
+from schemas.outputs import DecidedBy, Decision, DocumentGuids, Reason, Rejection, Source
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 
 DOC_TYPES: list[DocType] = ["order", "payment", "logistics"]
@@ -590,6 +590,7 @@ def decision(**fields: Any) -> Decision:
         "documents": DocumentGuids(order="G1", payment="G2", logistics="G3"),
         "firstSeenAt": "2026-11-24T03:15:00.000Z",
         "completedAt": "2026-11-24T03:21:30.000Z",
+        "decidedBy": DecidedBy("1", 600.0, Decimal(5000), Decimal(26000)),
     }
     values.update(fields)
     return Decision(**values)
@@ -617,6 +618,12 @@ def test_release_encodes_amounts_as_strings_and_omits_unset_reasons():
         "documents": {"order": "G1", "payment": "G2", "logistics": "G3"},
         "firstSeenAt": "2026-11-24T03:15:00.000Z",
         "completedAt": "2026-11-24T03:21:30.000Z",
+        "decidedBy": {
+            "rulesVersion": "1",
+            "windowSeconds": 600.0,
+            "singleLimit": "5000",
+            "annualLimit": "26000",
+        },
     }
     assert "王芳张".encode() in encoded  # UTF-8, not \u escapes
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matchers import Limits
+from matchers import RULES_VERSION, Limits
 from schemas.codec import encode_json
 from schemas.fields import enc_hook
 from schemas.outputs import Decision, Rejection, Source
@@ -48,6 +48,12 @@ RULES = Rules(
 )
 WINDOW = RULES.window_ms
 RETENTION = RULES.retention_ms
+DECIDED_BY = {  # every decision's record of the rules (the wire form)
+    "rulesVersion": RULES_VERSION,
+    "windowSeconds": WINDOW / 1000,
+    "singleLimit": str(RULES.limits.single_limit),
+    "annualLimit": str(RULES.limits.annual_limit),
+}
 T0 = 1_795_490_400_000  # 2026-11-24T03:20:00.000Z
 ORDER_NO = "SO20261124000001"
 EBP = "3301980ABC"
@@ -272,6 +278,7 @@ def expected(
         "documents": {"order": G_ORDER, "payment": G_PAYMENT, "logistics": G_LOGISTICS},
         "firstSeenAt": at(first),
         "completedAt": None if completed is None else at(completed),
+        "decidedBy": DECIDED_BY,
     }
     if divert is not None:
         record["reasons"] = divert
@@ -907,6 +914,7 @@ def test_a_waybill_only_ticket_is_diverted_and_later_adopted() -> None:
         "documents": {"order": None, "payment": None, "logistics": G_LOGISTICS},
         "firstSeenAt": at(T0),
         "completedAt": None,
+        "decidedBy": DECIDED_BY,
         "reasons": ["MISSING_DOCUMENTS"],
         "missing": ["order", "payment"],
     }
