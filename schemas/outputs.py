@@ -90,7 +90,9 @@ class Decision(msgspec.Struct, kw_only=True, gc=False):
     documents: DocumentGuids
     firstSeenAt: str  # noqa: N815
     completedAt: str | None  # noqa: N815
-    decidedBy: DecidedBy  # noqa: N815
+    # None only for a ticket evaluated by a sandan before 2026-12 (a rolling upgrade's ledger
+    # requests and stored tickets are still read): the field is always in the record.
+    decidedBy: DecidedBy | None = None  # noqa: N815
     reasons: list[Reason] | msgspec.UnsetType = msgspec.UNSET
     missing: list[DocType] | msgspec.UnsetType = msgspec.UNSET
 

@@ -1,4 +1,4 @@
-"""The ``sandan`` command: ``worker``, ``topics``, ``demo``, ``gateway``, ``key``."""
+"""The ``sandan`` command: ``worker``, ``topics``, ``demo``, ``gateway``, ``key``, ``audit``."""
 
 from __future__ import annotations
 
@@ -111,6 +111,22 @@ def _gateway(args: argparse.Namespace) -> None:
         raise SystemExit(2) from None
 
 
+def _audit(args: argparse.Namespace) -> None:
+    from streams.audit import history, read_ticket_records, render_json, render_text  # noqa: PLC0415
+    from streams.topics import Topics  # noqa: PLC0415
+
+    settings = _settings()
+    _log_to_stderr(settings)
+    _require_brokers(settings)
+    try:
+        records = read_ticket_records(settings, args.ticket, args.timeout)
+    except (ValueError, LookupError, TimeoutError) as exc:
+        print(f"sandan: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    events = history(args.ticket, Topics(settings), records)
+    print((render_json if args.json else render_text)(args.ticket, events))
+
+
 def _key(args: argparse.Namespace) -> None:
     from pathlib import Path  # noqa: PLC0415
 
@@ -161,5 +177,14 @@ def main(argv: list[str] | None = None) -> None:
     key.add_argument("--codes", required=True, help="enterprise codes it declares for: A,B")
     key.add_argument("--file", help="the keys file (default: SANDAN_GATEWAY_KEYS)")
     key.set_defaults(run=_key)
+    audit = commands.add_parser(
+        "audit", help="a ticket's whole history (documents, rejections, decisions, receipts)"
+    )
+    audit.add_argument("--ticket", required=True, help="the ticket id: {ebpCode}:{orderNo}")
+    audit.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    audit.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to read the topics (default 60)"
+    )
+    audit.set_defaults(run=_audit)
     args = parser.parse_args(argv)
     args.run(args)

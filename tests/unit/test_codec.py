@@ -24,7 +24,7 @@ from schemas.codec import (
 )
 from schemas.documents import DocType, Logistics, Order, Payment
 from schemas.errors import InputError, SandanError, SchemaError
-from schemas.fields import Amount
+from schemas.fields import Amount, dec_hook, enc_hook
 from schemas.outputs import DecidedBy, Decision, DocumentGuids, Reason, Rejection, Source
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 
@@ -683,3 +683,14 @@ def test_decoded_amounts_encode_as_their_text():
 def test_encode_json_refuses_unknown_types():
     with pytest.raises(NotImplementedError, match="cannot encode object"):
         encode_json({"value": object()})
+
+
+def test_a_decision_of_an_earlier_version_without_decided_by_still_decodes() -> None:
+    """Ledger requests and stored tickets carry decisions in msgpack: during a rolling upgrade
+    a worker reads those an earlier version wrote, before decisions recorded their rules."""
+    encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
+    earlier = msgspec.msgpack.decode(encoder.encode(decision()))
+    del earlier["decidedBy"]
+    decoded = msgspec.msgpack.decode(encoder.encode(earlier), type=Decision, dec_hook=dec_hook)
+    assert decoded == decision(decidedBy=None)
+    assert json.loads(encode_json(decoded))["decidedBy"] is None  # the field is always there
