@@ -8,6 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA := kafka/broker.sh
+CHROMEDRIVER := /usr/bin/chromedriver
 export SANDAN_KAFKA_PORT ?= 9092
 DEMO_ENV := SANDAN_BROKERS=127.0.0.1:$(SANDAN_KAFKA_PORT) SANDAN_WINDOW=$${SANDAN_WINDOW:-8s}
 
@@ -45,8 +46,16 @@ run: setup kafka-up topics ## the main job: broker, topics, a worker, the gatewa
 		--gateway http://127.0.0.1:$${SANDAN_GATEWAY_PORT:-8080}; \
 	echo "(worker log: $$log, gateway log: $$glog)"
 
-test: setup ## unit and integration tests (starts and stops its own broker on free ports)
+browser: ## install chromium and chromedriver (Debian packages) for the dashboard's browser test, once
+	@test -x $(CHROMEDRIVER) || { echo "installing chromium and chromium-driver (apt-get)"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
+
+test: setup browser ## unit and integration tests (starts and stops its own broker on free ports)
 	$(BIN)/pytest tests/unit tests/integration
+
+dashboard: setup ## the live status page of the local broker's workers, on http://127.0.0.1:8090 (SANDAN_DASHBOARD_PORT)
+	SANDAN_BROKERS=127.0.0.1:$(SANDAN_KAFKA_PORT) $(BIN)/sandan dashboard
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .
@@ -87,4 +96,4 @@ bench: setup ## micro-benchmarks (pytest-benchmark)
 clean: kafka-down ## remove the venv, the Kafka cache and local state
 	rm -rf $(VENV) .cache data
 
-.PHONY: help setup kafka-jars kafka-up kafka-down topics run test lint format loadtest loadtest-short loadtest-http chaos throughput throughput-garbage fuzz bench clean
+.PHONY: help setup kafka-jars kafka-up kafka-down topics run browser test dashboard lint format loadtest loadtest-short loadtest-http chaos throughput throughput-garbage fuzz bench clean

@@ -3,6 +3,10 @@
 faust's per-event agents and tables cannot carry sandan's load (docs/design.md, "What the
 measurements say"), so the processing runs in :class:`streams.engine.Engine`, started here as a
 faust service; faust gives it the worker process, its web server and the CLI plumbing.
+
+The web server answers ``GET /status`` (JSON, for people and tests) and ``GET /metrics`` (the
+Prometheus text format, streams/metrics.py); the service keeps the metrics of the process
+across the engines it starts.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from faust.app.base import BootStrategy
 from mode import Service
 
 from streams.engine import Engine
+from streams.metrics import CONTENT_TYPE, WorkerMetrics
 from streams.pipeline import SandanPipeline
 from streams.settings import Settings
 from streams.store import DataDirError
@@ -49,8 +54,9 @@ class EngineService(Service):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self.pipeline = SandanPipeline(settings)
-        self.engine = Engine(settings, self.pipeline)
+        self.metrics = WorkerMetrics(settings)
+        self.pipeline = SandanPipeline(settings, self.metrics.steps)
+        self.engine = Engine(settings, self.pipeline, self.metrics.steps)
 
     async def on_start(self) -> None:
         # aiokafka logs every record it sends at DEBUG: never build those log records.
@@ -96,7 +102,7 @@ class EngineService(Service):
                 )
                 os._exit(EXIT_ENGINE_FAILED)
             await asyncio.sleep(min(2.0**failures, 30.0))
-            self.engine = Engine(self.settings, self.pipeline)
+            self.engine = Engine(self.settings, self.pipeline, self.metrics.steps)
             try:
                 await self.engine.start()
             except Exception:
@@ -125,7 +131,7 @@ class _App(faust.App):
 
 
 def create_app(settings: Settings) -> faust.App:
-    """The faust app with the engine service and the status views."""
+    """The faust app with the engine service and the status and metrics views."""
     app = _App(
         settings.topic("sandan-frame"),
         broker=[f"kafka://{address}" for address in settings.brokers.split(",")],
@@ -150,5 +156,9 @@ def create_app(settings: Settings) -> faust.App:
                 "order": service.engine.order_status(),
             }
         )
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(service.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     return app

@@ -1,4 +1,5 @@
-"""The ``sandan`` command: ``worker``, ``topics``, ``demo``, ``gateway``, ``key``, ``audit``."""
+"""The ``sandan`` command: ``worker``, ``topics``, ``demo``, ``gateway``, ``dashboard``, ``key``,
+``audit``."""
 
 from __future__ import annotations
 
@@ -111,6 +112,12 @@ def _gateway(args: argparse.Namespace) -> None:
         raise SystemExit(2) from None
 
 
+def _dashboard(args: argparse.Namespace) -> None:
+    from dashboard.main import run  # noqa: PLC0415 - only the dashboard needs it
+
+    run(_settings(), args.loglevel)
+
+
 def _audit(args: argparse.Namespace) -> None:
     from streams.audit import history, read_ticket_records, render_json, render_text  # noqa: PLC0415
     from streams.topics import Topics  # noqa: PLC0415
@@ -170,6 +177,13 @@ def main(argv: list[str] | None = None) -> None:
         "-l", "--loglevel", default="info", choices=_LOG_LEVELS, help="log level (default info)"
     )
     gateway.set_defaults(run=_gateway)
+    dashboard = commands.add_parser(
+        "dashboard", help="serve a live status page of every worker (SANDAN_DASHBOARD_PORT)"
+    )
+    dashboard.add_argument(
+        "-l", "--loglevel", default="info", choices=_LOG_LEVELS, help="log level (default info)"
+    )
+    dashboard.set_defaults(run=_dashboard)
     key = commands.add_parser(
         "key", help="make an API key for the gateway: adds its digest, prints the key once"
     )

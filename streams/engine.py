@@ -20,6 +20,11 @@ docs/fencing.md.
 
 Rebalance callbacks run inside ``consume()``, between two steps, on the consumer's own thread;
 they hand the restore to the event loop and wait for it.
+
+The consumer's client id advertises the worker's web server, ``sandan-worker {url}``
+(``SANDAN_ADVERTISED_URL``): the group's description (``describe_consumer_groups``) lists every
+worker with its URL and partitions. With metrics on (streams/metrics.py) the engine counts each
+step's transaction and records, and measures the input partitions' lag at most once a second.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from schemas.keys import murmur2_partition
 from streams.arrivals import ArrivalBuffer
 from streams.hops import MARK, TICKETS, hop_origin, mark_value, read_mark, request_source
 from streams.kafka_security import librdkafka_security
+from streams.metrics import StepMetrics, worker_client_id
 from streams.records import Record, Routed, TopicPartition
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, Topics
@@ -87,6 +93,7 @@ TRANSACTION_TIMEOUT_MS = 30_000
 # it reads the committed offsets; the client calls below are bounded by the same margin.
 CLIENT_TIMEOUT = 2 * TRANSACTION_TIMEOUT_MS / 1000
 START_RETRY = 5.0  # seconds between attempts while the brokers cannot be reached at start
+LAG_EVERY = 1.0  # seconds between two measures of the input partitions' lag (with metrics)
 
 
 class Output(NamedTuple):
@@ -120,9 +127,10 @@ class Pipeline(Protocol):
         it has been consumed) into outputs (routing's first), decided at ``now_ms``, keeping
         the state changes pending."""
 
-    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+    def commit(self, offsets: dict[tuple[str, int], int], committed_ms: int | None = None) -> None:
         """The transaction holding the pending changes committed (``offsets``: the last offset
-        it wrote per topic and partition): make the changes durable locally."""
+        it wrote per topic and partition; ``committed_ms``: when, default now): make the
+        changes durable locally."""
 
     def rollback(self) -> None:
         """The transaction aborted: forget the pending changes."""
@@ -137,10 +145,15 @@ class Pipeline(Protocol):
 class Engine:
     """Consumer, transactional producer and the loop between them."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: Pipeline, metrics: StepMetrics | None = None
+    ) -> None:
+        """``metrics``: the worker's, updated once per step (None: no metrics)."""
         self.settings = settings
         self.topics = Topics(settings)
         self.pipeline = pipeline
+        self.metrics = metrics
+        self._lag_at = 0.0  # when the lag was last measured (monotonic)
         self.group_id = settings.topic("sandan")
         self.transactional_id = f"{settings.topic_prefix}sandan-{settings.worker_id}"
         self.batches = 0
@@ -186,13 +199,13 @@ class Engine:
         common = {
             **librdkafka_security(settings),
             "bootstrap.servers": settings.brokers,
-            "client.id": f"sandan-{settings.worker_id}",
             "error_cb": _log_client_error,
             "logger": _CLIENT_LOG,
         }
         self.producer = Producer(
             {
                 **common,
+                "client.id": f"sandan-{settings.worker_id}",
                 "transactional.id": self.transactional_id,
                 "enable.idempotence": True,
                 "acks": "all",
@@ -224,6 +237,9 @@ class Engine:
         self.consumer = Consumer(
             {
                 **common,
+                # The group's description shows each member's client id: the dashboard finds
+                # every worker's web server there.
+                "client.id": worker_client_id(settings.advertised_url),
                 "group.id": self.group_id,
                 # Static membership: a worker restarted with the same id takes its partitions
                 # back at once, without waiting for its dead predecessor's session to time out.
@@ -317,7 +333,30 @@ class Engine:
                 part = batch[tp] = []
             part.append(_record(message))
         self._check_caught_up(batch)
+        if self.metrics is not None and time.monotonic() - self._lag_at >= LAG_EVERY:
+            self._measure_lag(self.metrics)
         return batch
+
+    def _measure_lag(self, metrics: StepMetrics) -> None:
+        """Each assigned input partition's high watermark (as the client last fetched it: no
+        request to the brokers) less the consumer's position; a partition never fetched from
+        since assigned counts from its committed offset, or is caught up at its end of
+        partition event, else it is left out until it is known."""
+        self._lag_at = time.monotonic()
+        consumer, lag = self.consumer, {}
+        inputs = [tp for tp in consumer.assignment() if tp.topic in self._input_topics]
+        for position in consumer.position(inputs) if inputs else ():
+            tp = TopicPartition(position.topic, position.partition)
+            high = consumer.get_watermark_offsets(position, cached=True)
+            if high is None or high[1] < 0:
+                continue
+            at: int | None = position.offset
+            if at is None or at < 0:
+                committed = self._committed.get(tp)
+                at = committed[0] if committed else (high[1] if tp in self._caught_up else None)
+            if at is not None:
+                lag[tp.topic, tp.partition] = max(high[1] - at, 0)
+        metrics.set_lag(lag)
 
     def _check_caught_up(self, batch: dict[TopicPartition, list[Record]]) -> None:
         """After the process stood still (SIGSTOP, a starved machine), the input partitions it
@@ -372,6 +411,10 @@ class Engine:
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         revoked = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         self.forget(revoked)
+        if self.metrics is not None:
+            gone = {(tp.topic, tp.partition) for tp in revoked}
+            lag = self.metrics.lag.values
+            self.metrics.set_lag({tp: n for tp, n in lag.items() if tp not in gone})
         numbers = {tp.partition for tp in partitions}
         self.assignment -= numbers
         self._remote_origins = self._others_inputs()
@@ -442,10 +485,12 @@ class Engine:
             self.pipeline.rollback()
             raise
         self._committed.update(offsets)
-        self.pipeline.commit(written)
+        self.pipeline.commit(written, int(time.time() * 1000))
         if records:
             self.batches += 1
             self.records += len(records)
+            if self.metrics is not None:
+                self.metrics.applied(len(records))
 
     def _hold_routed(self, routed: list[Routed]) -> None:
         """Hold the documents routed here, by the input partition they came from."""
@@ -557,6 +602,7 @@ class Engine:
         consumed from: a step that only fired timers is fenced like any other."""
         producer = self.producer
         written: dict[tuple[str, int], int] = {}
+        began = time.monotonic()
         producer.begin_transaction()
         try:
             await self._produce(outputs, written)
@@ -576,7 +622,11 @@ class Engine:
                 log.exception("transaction failed; aborting it")
             with contextlib.suppress(Exception):
                 await asyncio.shield(asyncio.to_thread(producer.abort_transaction, CLIENT_TIMEOUT))
+            if self.metrics is not None:
+                self.metrics.transaction(None)
             raise
+        if self.metrics is not None:
+            self.metrics.transaction(time.monotonic() - began)
         return written
 
     def _commit(self, positions: list[KafkaPartition]) -> None:

@@ -16,6 +16,11 @@ Routing (all internal topics are co-partitioned with the inputs, see streams/top
 Every rejection and decision comes with its receipts (schemas/receipts.py), and every document
 the ticket stage applies with one: all on ``cbec.receipt``, in the same transaction.
 
+A step's outcomes are counted in ``counts`` (``in.{doc_type}.{json|xml}``, ``release``,
+``divert.{code}``, ``rejected.{code}``, ``receipt.{status}``, ``ledger.{result}``) and, with
+metrics on, folded into them when the step commits, with the open tickets of the groups it
+changed and the start of each decision's latency (streams/metrics.py).
+
 A document or an outcome for a partition this worker owns skips the topic: it is handled in the
 same step, so in the same transaction, as the topic would have delivered it (the engine holds
 the documents for their turn in arrival order, see streams/arrivals.py). A ledger request skips
@@ -26,7 +31,9 @@ until every worker has applied its documents up to their time (streams/hops.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,6 +52,7 @@ from streams.hops import hop_headers, read_hop, request_headers
 from streams.intake import Incoming, Refused, read, validate
 from streams.kafka_security import aiokafka_security
 from streams.ledger import BuyerLedger, decide
+from streams.metrics import OpenTickets, StepMetrics, openings
 from streams.records import Record, Routed, TopicPartition
 from streams.settings import Settings
 from streams.store import DataDirError, Store
@@ -72,6 +80,12 @@ _decode_group = msgspec.msgpack.Decoder(Group).decode
 _decode_ledger = msgspec.msgpack.Decoder(BuyerLedger).decode
 _decode_request = msgspec.msgpack.Decoder(LedgerRequest).decode
 _decode_outcome = msgspec.msgpack.Decoder(Outcome).decode
+# The count key of the documents taken in, by kind and whether they came in XML.
+_IN_KEYS = {
+    (doc_type, xml): f"in.{doc_type}.{'xml' if xml else 'json'}"
+    for doc_type in ("order", "payment", "logistics")
+    for xml in (False, True)
+}
 
 
 class _PoisonRecordError(Exception):
@@ -89,7 +103,8 @@ def _group_due(value: bytes) -> int | None:
 class SandanPipeline:
     """Routes each consumed record to its stage and collects what they emit."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: StepMetrics | None = None) -> None:
+        """``metrics``: the worker's, updated once per committed step (None: no metrics)."""
         self.settings = settings
         self.topics = Topics(settings)
         self.counts: Counter[str] = Counter()
@@ -107,7 +122,10 @@ class SandanPipeline:
         self._groups: dict[tuple[int, str], Group] = {}
         self._changed: set[tuple[int, str]] = set()
         self._stored_due: dict[tuple[int, str], int | None] = {}  # where each group's timer is
-        self._cache: OrderedDict[tuple[int, str], tuple[Group, int | None]] = OrderedDict()
+        # (group, its timer, its open tickets' deadlines when metrics are on)
+        self._cache: OrderedDict[tuple[int, str], tuple[Group, int | None, tuple[int, ...]]] = (
+            OrderedDict()
+        )
         self._buyers: dict[tuple[int, str], BuyerLedger] = {}
         self._outputs: list[Output] = []
         self._routing: list[Output] = []  # what routing input records emitted (this step)
@@ -115,6 +133,14 @@ class SandanPipeline:
         self._applied_until = 0  # the step's watermark (streams/engine.py)
         self._ledger_inbox: deque[tuple[int, LedgerRequest]] = deque()
         self._pending_counts: Counter[str] = Counter()
+        self._metrics = metrics
+        # With metrics: the open tickets, and per step the openings of each group as loaded
+        # and the start of each decision's latency (ms).
+        self.open_tickets = OpenTickets() if metrics is not None else None
+        self._openings: dict[tuple[int, str], tuple[int, ...]] = {}
+        self._decision_starts: list[int] = []
+        if metrics is not None and self.open_tickets is not None:
+            metrics.watch(lambda: self.partitions, self.open_tickets)
 
     # -- the batch ------------------------------------------------------------------------
 
@@ -276,10 +302,13 @@ class SandanPipeline:
         """Route one input record's documents (see ``route``)."""
         source = Source(record.topic, record.partition, record.offset, record.timestamp)
         incoming = Incoming(doc_type, record.key, record.value, source)
-        if not replay:
-            self._routing_counts[f"in.{doc_type}"] += 1
+        items = read(incoming, self.rules.max_document_bytes, self.settings.max_message_bytes)
+        if not replay and items:
+            first = items[0]
+            xml = first.xml if isinstance(first, Refused) else first[0].origin is not None
+            self._routing_counts[_IN_KEYS[doc_type, xml]] += len(items)
         routed: list[Routed] = []
-        for item in read(incoming, self.rules.max_document_bytes, self.settings.max_message_bytes):
+        for item in items:
             if isinstance(item, Refused):
                 if not replay:
                     self._routing += self._rejection_outputs(
@@ -323,15 +352,17 @@ class SandanPipeline:
     ) -> None:
         book = TicketBook(self.rules, partition)
         book.on_document(self._group(partition, document.orderNo), incoming, document, now_ms)
-        self._emit(book)
+        self._emit(book, incoming.source.timestamp or now_ms)
 
     def _on_ledger_request(self, partition: int, request: LedgerRequest, now_ms: int) -> None:
         ledger = self._buyer(partition, request.buyer)
         decided = decide(ledger, request, self.settings.annual_limit, now_ms)
         if decided is None:
+            self._pending_counts["ledger.replayed"] += 1
             return  # decided before (consumed again after a restart): its outcome went then
         decision, outcome = decided
-        self._output_decision(decision)
+        self._pending_counts["ledger.reserved" if outcome.released else "ledger.refused"] += 1
+        self._output_decision(decision, request.at)
         for receipt in concluded(decision, request.addressees, now_ms):
             self._output_receipt(receipt)
         if request.ticket_partition in self.partitions:
@@ -349,7 +380,8 @@ class SandanPipeline:
     def _on_outcome(self, partition: int, outcome: Outcome, now_ms: int) -> None:
         book = TicketBook(self.rules, partition, floor_ms=self._applied_until + 1)
         book.on_outcome(self._group(partition, outcome.order_no), outcome, now_ms)
-        self._emit(book)
+        # What the outcome replays counts as arriving after everything applied (the floor).
+        self._emit(book, book.floor_ms)
 
     def _drain_ledger_inbox(self, now_ms: int) -> None:
         """Decide the ledger requests whose buyer's partition this worker owns, in the same
@@ -368,7 +400,7 @@ class SandanPipeline:
                     self._group(partition, order_no, changes=False), arrived_ms, now_ms
                 ):
                     self._changed.add((partition, order_no))
-                self._emit(book)
+                self._emit(book, 0)  # a window's decision: no document completed the ticket
 
     # -- state, read once and written once per batch ----------------------------------------
 
@@ -380,13 +412,15 @@ class SandanPipeline:
         if group is None:
             cached = self._cache.pop(key, None)
             if cached is not None:
-                group, due = cached
+                group, due, opened = cached
             else:
                 stored = self.tickets.get(partition, order_no.encode())
                 group = _decode_group(stored) if stored is not None else Group(order_no)
                 due = next_due(group)
+                opened = () if stored is None or self.open_tickets is None else openings(group)
             self._groups[key] = group
             self._stored_due[key] = due
+            self._openings[key] = opened
         if changes:
             self._changed.add(key)
         return group
@@ -400,33 +434,39 @@ class SandanPipeline:
         return ledger
 
     def _flush(self) -> list[Output]:
-        outputs, cache = self._outputs, self._cache
+        outputs, cache, open_tickets = self._outputs, self._cache, self.open_tickets
         for key, group in self._groups.items():
             partition, order_no = key
-            due = self._stored_due[key]
+            due, opened = self._stored_due[key], self._openings[key]
             if key in self._changed:
                 value = None if group.empty() else _encoder.encode(group)
                 due, before = next_due(group), due
                 outputs.append(self.tickets.put(partition, order_no.encode(), value, due, before))
+                if open_tickets is not None:
+                    was, opened = opened, openings(group)
+                    if was != opened:
+                        open_tickets.stage(partition, was, opened)
             if not group.empty():
-                cache[key] = (group, due)  # the newest last
+                cache[key] = (group, due, opened)  # the newest last
         while len(cache) > GROUP_CACHE:
             cache.popitem(last=False)  # the oldest
         for (partition, buyer), ledger in self._buyers.items():
             outputs.append(self.ledger.put(partition, buyer.encode(), _encoder.encode(ledger)))
         self._groups, self._changed, self._stored_due = {}, set(), {}
+        self._openings = {}
         self._buyers = {}
         self._outputs = []
         return outputs
 
     # -- what the stages emit ---------------------------------------------------------------
 
-    def _emit(self, book: TicketBook) -> None:
+    def _emit(self, book: TicketBook, started_ms: int) -> None:
+        """What ``book`` emitted; its decisions' latency starts at ``started_ms`` (0: none)."""
         for item in book.emitted:
             if isinstance(item, Addressed):
                 self._output_receipt(item)
             elif isinstance(item, Decision):
-                self._output_decision(item)
+                self._output_decision(item, started_ms)
             elif isinstance(item, KeyedRejection):
                 self._output_rejection_record(item.key, item.rejection)
             else:
@@ -446,8 +486,13 @@ class SandanPipeline:
                     )
                 )
 
-    def _output_decision(self, decision: Decision) -> None:
+    def _output_decision(self, decision: Decision, started_ms: int) -> None:
+        """A decision; with metrics, its latency runs from ``started_ms``, the arrival of the
+        document that completed or changed the ticket (decisions on incomplete tickets, as
+        a window closing, have none)."""
         self._pending_counts[f"{decision.decision.lower()}"] += 1
+        if started_ms and self._metrics is not None and decision.completedAt is not None:
+            self._decision_starts.append(started_ms)
         if decision.decision == "DIVERT" and decision.reasons:
             for reason in decision.reasons:
                 self._pending_counts[f"divert.{reason.code}"] += 1
@@ -496,10 +541,21 @@ class SandanPipeline:
 
     # -- transaction and partition lifecycle ------------------------------------------------
 
-    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+    def commit(self, offsets: dict[tuple[str, int], int], committed_ms: int | None = None) -> None:
+        """The step's transaction committed (at ``committed_ms``, default now): write its
+        changes locally, and count them."""
         self.tickets.commit({p: o for (t, p), o in offsets.items() if t == self.tickets.changelog})
         self.ledger.commit({p: o for (t, p), o in offsets.items() if t == self.ledger.changelog})
         self.counts.update(self._pending_counts)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.fold(self._pending_counts)
+            if self._decision_starts:
+                at = int(time.time() * 1000) if committed_ms is None else committed_ms
+                metrics.decided(self._decision_starts, at)
+                self._decision_starts = []
+            if self.open_tickets is not None:
+                self.open_tickets.commit()
         self._pending_counts.clear()
 
     def rollback(self) -> None:
@@ -515,13 +571,32 @@ class SandanPipeline:
         self._buyers, self._outputs = {}, []
         self._ledger_inbox.clear()
         self._pending_counts.clear()
+        self._openings, self._decision_starts = {}, []
+        if self.open_tickets is not None:
+            self.open_tickets.rollback()
 
     async def assign(self, partitions: set[int]) -> None:
+        """Restore the state of ``partitions`` (and, with metrics, count their open tickets
+        again where the local state changed: see streams/metrics.py)."""
+        started = time.monotonic()
         brokers, security = self.settings.brokers, aiokafka_security(self.settings)
         restored = await self.tickets.restore(brokers, partitions, security=security)
         restored += await self.ledger.restore(brokers, partitions, security=security)
+        open_tickets = self.open_tickets
+        if open_tickets is not None:
+            restored_here = self.tickets.restored
+            stale = [p for p in sorted(partitions) if not open_tickets.current(p, restored_here[p])]
+            if stale:  # off the event loop: the web views answer meanwhile
+                await asyncio.to_thread(self._count_open_tickets, open_tickets, stale)
         self.counts["restored"] += restored
         self.partitions |= partitions
+        if self._metrics is not None:
+            self._metrics.restored(time.monotonic() - started, restored)
+
+    def _count_open_tickets(self, open_tickets: OpenTickets, partitions: list[int]) -> None:
+        for partition in partitions:
+            groups = (openings(_decode_group(v)) for v in self.tickets.values(partition))
+            open_tickets.rebuild(partition, groups, self.tickets.restored[partition])
 
     async def revoke(self, partitions: set[int]) -> None:
         self.partitions -= partitions

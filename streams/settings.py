@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -174,6 +175,35 @@ def _secret(text: str) -> Secret:
     return Secret(_nonempty(text))
 
 
+def _switch(text: str) -> bool:
+    if text not in ("on", "off"):
+        msg = f"expected on or off, got {text!r}"
+        raise ValueError(msg)
+    return text == "on"
+
+
+_LONGEST_URL = 200
+
+
+def _url(text: str) -> str:
+    """An http(s) URL with a host; no spaces or control characters (it goes in a client.id)."""
+    parts = urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or len(text) > _LONGEST_URL
+        or any(c.isspace() or not c.isprintable() for c in text)
+    ):
+        msg = f"expected an http:// or https:// URL with a host, got {text!r}"
+        raise ValueError(msg)
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        msg = f"expected an http:// or https:// URL with a valid port, got {text!r}"
+        raise ValueError(msg) from None
+    return text
+
+
 def _prefix(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]*", text):
         msg = f"expected letters, digits, '.', '_' or '-', got {text!r}"
@@ -197,6 +227,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_document_bytes: int = 256 * 1024
     max_message_bytes: int = 4 * 1024 * 1024
     web_port: int = 6066
+    advertised_url: str = ""  # "": http://127.0.0.1:{web_port}
+    metrics: bool = True
     worker_id: str = ""
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
@@ -210,6 +242,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: Secret | None = None
     fault_stop_before_offsets: int = 0
+    dashboard_port: int = 8090
+    dashboard_interval: float = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -240,6 +274,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _check_kafka_security(settings)
         if not settings.worker_id:
             settings = msgspec.structs.replace(settings, worker_id=_default_worker_id(settings))
+        if not settings.advertised_url:
+            url = f"http://127.0.0.1:{settings.web_port}"
+            settings = msgspec.structs.replace(settings, advertised_url=url)
         return settings
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:
@@ -324,6 +361,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_document_bytes": _positive_int,
     "max_message_bytes": _positive_int,
     "web_port": _port,
+    "advertised_url": _url,
+    "metrics": _switch,
     "worker_id": _prefix,
     "gateway_host": _host,
     "gateway_port": _port,
@@ -337,6 +376,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "kafka_sasl_username": _nonempty,
     "kafka_sasl_password": _secret,
     "fault_stop_before_offsets": _count,
+    "dashboard_port": _port,
+    "dashboard_interval": parse_duration,
 }
 
 SETTINGS_HELP = {
@@ -365,7 +406,17 @@ SETTINGS_HELP = {
         "4194304",
         "larger XML messages are rejected SCHEMA whole; the gateway's largest request body",
     ),
-    "SANDAN_WEB_PORT": ("6066", "the worker's status page (/status)"),
+    "SANDAN_WEB_PORT": ("6066", "the worker's web server: /status and /metrics"),
+    "SANDAN_ADVERTISED_URL": (
+        "http://127.0.0.1:6066",
+        "URL at which this worker's web server is reachable (default: on 127.0.0.1 at "
+        "SANDAN_WEB_PORT); its consumer's client.id is `sandan-worker {url}`, for discovery",
+    ),
+    "SANDAN_METRICS": (
+        "on",
+        "on or off: off updates no metric (/metrics keeps the worker's info and process "
+        "metrics), to measure what the metrics cost",
+    ),
     "SANDAN_WORKER_ID": ("from host and data dir", "this worker's stable transactional id"),
     "SANDAN_GATEWAY_HOST": ("127.0.0.1", "address the HTTP gateway listens on"),
     "SANDAN_GATEWAY_PORT": ("8080", "port of the HTTP gateway"),
@@ -386,4 +437,6 @@ SETTINGS_HELP = {
         "tests only: the worker stops itself (SIGSTOP) before the offsets of its Nth "
         "transaction; 0 is off",
     ),
+    "SANDAN_DASHBOARD_PORT": ("8090", "port of `sandan dashboard` (on 127.0.0.1)"),
+    "SANDAN_DASHBOARD_INTERVAL": ("2s", "how often the dashboard finds and scrapes the workers"),
 }

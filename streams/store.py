@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,9 @@ class Store:
         self._staged: dict[tuple[int, bytes], bytes | None] = {}
         self._timers: list[bytes] = []
         self._removed_timers: list[bytes] = []
+        # Changelog records restores applied, per partition, since the store opened: what is
+        # derived from a partition's values (streams/metrics.py) is rebuilt when this moves.
+        self.restored: Counter[int] = Counter()
 
     def close(self) -> None:
         """Close, flushing the write buffer; a disk that cannot take it loses nothing (the
@@ -229,6 +233,24 @@ class Store:
             _raise_if_data_dir_error(exc, self.path)
             raise
 
+    def values(self, partition: int) -> Iterator[bytes]:
+        """The committed values of ``partition``, in key order: a scan, for rebuilding what is
+        derived from them."""
+        prefix = b"v" + _U16.pack(partition)
+        try:
+            it = self._db.iter()
+            it.seek(prefix)
+            while it.valid():
+                if not it.key().startswith(prefix):
+                    break
+                value: bytes = it.value()
+                yield value
+                it.next()
+            it.status()  # an iterator stops at a read error: raise it, not "no more values"
+        except Exception as exc:
+            _raise_if_data_dir_error(exc, self.path)
+            raise
+
     def commit(self, offsets: dict[int, int]) -> None:
         """The transaction committed; ``offsets`` are the last changelog offsets it wrote.
 
@@ -311,6 +333,7 @@ class Store:
                     if records:
                         self.commit({tp.partition: records[-1].offset})
                         applied += len(records)
+                        self.restored[tp.partition] += len(records)
                 for tp in list(todo):
                     if await consumer.position(tp) >= todo[tp]:
                         del todo[tp]

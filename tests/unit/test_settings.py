@@ -88,6 +88,8 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "SANDAN_MAX_DOCUMENT_BYTES": "1024",
             "SANDAN_MAX_MESSAGE_BYTES": "65536",
             "SANDAN_WEB_PORT": "7000",
+            "SANDAN_ADVERTISED_URL": "https://worker-7.example:7443",
+            "SANDAN_METRICS": "off",
             "SANDAN_WORKER_ID": "worker-7",
             "SANDAN_GATEWAY_HOST": "0.0.0.0",  # noqa: S104 - parsed, not bound
             "SANDAN_GATEWAY_PORT": "8443",
@@ -109,6 +111,8 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         max_document_bytes=1024,
         max_message_bytes=65536,
         web_port=7000,
+        advertised_url="https://worker-7.example:7443",
+        metrics=False,
         worker_id="worker-7",
         gateway_host="0.0.0.0",  # noqa: S104 - parsed, not bound
         gateway_port=8443,
@@ -352,6 +356,7 @@ def test_every_security_variable_is_parsed(certs: Certificates) -> None:
     settings = Settings.from_env(sasl_ssl(certs))
     assert settings == Settings(
         worker_id=settings.worker_id,
+        advertised_url="http://127.0.0.1:6066",
         kafka_security_protocol="SASL_SSL",
         kafka_ssl_cafile=certs.ca,
         kafka_ssl_certfile=certs.client_cert,
