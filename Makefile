@@ -36,15 +36,24 @@ kafka-down: ## stop the local broker
 topics: setup kafka-up ## create sandan's topics on the local broker
 	$(DEMO_ENV) $(BIN)/sandan topics
 
-run: setup kafka-up topics ## the main job: broker, topics, a worker, the gateway, a demo load, a summary
+run: setup kafka-up topics ## the main job: broker, topics, a worker, the gateway, a demo load, a summary; KEEP=1 keeps them and the dashboard up until Ctrl-C
 	@set -m; mkdir -p .cache; log=.cache/worker.log; glog=.cache/gateway.log; \
-	keys=.cache/demo-keys.json; echo '{"keys": []}' >$$keys; \
+	dlog=.cache/dashboard.log; keys=.cache/demo-keys.json; echo '{"keys": []}' >$$keys; \
+	dashboard=http://127.0.0.1:$${SANDAN_DASHBOARD_PORT:-8090}/; \
 	$(DEMO_ENV) $(BIN)/sandan worker -l warning >$$log 2>&1 & pid=$$!; \
 	$(DEMO_ENV) SANDAN_GATEWAY_KEYS=$$keys $(BIN)/sandan gateway >$$glog 2>&1 & gpid=$$!; \
-	trap 'kill $$pid $$gpid 2>/dev/null; wait $$pid $$gpid 2>/dev/null; $(KAFKA) stop' EXIT; \
+	dpid=; if [ -n "$(KEEP)" ]; then $(DEMO_ENV) $(BIN)/sandan dashboard >$$dlog 2>&1 & dpid=$$!; fi; \
+	trap 'kill $$pid $$gpid $$dpid 2>/dev/null; wait $$pid $$gpid $$dpid 2>/dev/null; $(KAFKA) stop' EXIT; \
 	$(DEMO_ENV) SANDAN_GATEWAY_KEYS=$$keys $(BIN)/sandan demo \
 		--gateway http://127.0.0.1:$${SANDAN_GATEWAY_PORT:-8080}; \
-	echo "(worker log: $$log, gateway log: $$glog)"
+	echo "(worker log: $$log, gateway log: $$glog)"; \
+	if [ -z "$(KEEP)" ]; then \
+		echo "To watch it on the dashboard: make run KEEP=1, then open $$dashboard"; \
+	else \
+		echo "Dashboard: $$dashboard (log: $$dlog); worker: http://127.0.0.1:$${SANDAN_WEB_PORT:-6066}/metrics"; \
+		echo "The broker, the worker, the gateway and the dashboard stay up: Ctrl-C stops them."; \
+		trap 'exit 0' INT; wait $$pid; \
+	fi
 
 browser: ## install chromium and chromedriver (Debian packages) for the dashboard's browser test, once
 	@test -x $(CHROMEDRIVER) || { echo "installing chromium and chromium-driver (apt-get)"; \

@@ -215,6 +215,10 @@ class Fleet:
         self.killed: set[str] = set()  # killed by the chaos, restarted by it too
 
     def start(self, name: str, *, wipe: bool = False) -> None:
+        old = self.workers.get(name)
+        if old is not None and old.process.poll() is None:  # never two of one name
+            msg = f"worker {name} (pid {old.process.pid}) is still running"
+            raise RuntimeError(msg)
         data = self.out / f"data-{name}"
         if wipe:
             shutil.rmtree(data, ignore_errors=True)
@@ -244,7 +248,9 @@ class Fleet:
                 if code is not None:
                     self.tally.worker_exits[code] += 1
                     await asyncio.sleep(RESTART_PAUSE)
-                    self.start(name)
+                    # Meanwhile the chaos may have killed and started it itself.
+                    if self.workers[name] is worker and name not in self.killed:
+                        self.start(name)
                 elif not self.ready[name]:
                     status = await asyncio.to_thread(worker.status)
                     if status and status.get("ready"):
