@@ -13,6 +13,10 @@ the ground truth. The sustained, open-loop load test with latency is ``make load
 With ``--garbage 0.1`` it drains the backlog twice (``--rounds`` times each, alternating): as
 planned, and with malformed records from the decoders' fuzzer making 10 % of the records, each
 expected rejected ``SCHEMA``; it reports both rates and their ratio.
+
+With ``--metrics-cost`` it drains the backlog with the workers' metrics off
+(``SANDAN_METRICS=off``) and on, with ``sandan dashboard`` scraping every worker every 2 s
+(``--rounds`` times each, alternating), and reports what metrics and page cost.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import contextlib
 import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from loadtest.fuzz import garbage
 from loadtest.generator import generate
-from loadtest.processes import Worker, fresh_deployment, stop
+from loadtest.processes import Worker, free_port, fresh_deployment, stop
 from loadtest.truth import DEFAULT_MIX, DocKind, ExpectedRejection, Plan
 from loadtest.verify import verify
 from streams.settings import Settings
@@ -102,6 +108,19 @@ async def _drain(
     return seen, _cpu_s(workers) - (cpu_first or 0.0)
 
 
+def _dashboard(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
+    """``sandan dashboard`` on a free port, scraping the deployment's workers every 2 s."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
+    page = {"SANDAN_DASHBOARD_PORT": str(free_port()), "SANDAN_DASHBOARD_INTERVAL": "2s"}
+    with (out / "dashboard.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams", "dashboard", "-l", "warning"],
+            env=base | env | page,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def _cpu_s(workers: list[Worker]) -> float:
     """User and system CPU seconds the worker processes have used so far."""
     total = 0.0
@@ -133,10 +152,19 @@ class Measured(msgspec.Struct):
     mismatches: list[str]
 
 
-def _measure(args: argparse.Namespace, name: str, records: list[Input], plan: Plan) -> Measured:
+def _measure(
+    args: argparse.Namespace,
+    name: str,
+    records: list[Input],
+    plan: Plan,
+    settings_env: dict[str, str] | None = None,
+    *,
+    dashboard: bool = False,
+) -> Measured:
     """Produce ``records`` (document type, key, value) under a fresh prefix, drain them with
-    ``args.workers`` workers, check the outputs against ``plan``."""
-    env = fresh_deployment("tp", args.brokers, args.partitions, "1h")
+    ``args.workers`` workers (``settings_env`` on top of the deployment's settings, and a
+    ``sandan dashboard`` scraping them if ``dashboard``), check the outputs against ``plan``."""
+    env = fresh_deployment("tp", args.brokers, args.partitions, "1h") | (settings_env or {})
     settings = Settings.from_env(env)
     started = time.monotonic()
     asyncio.run(_produce_all(settings, [(settings.topic(k), key, v) for k, key, v in records]))
@@ -149,11 +177,13 @@ def _measure(args: argparse.Namespace, name: str, records: list[Input], plan: Pl
             Worker(f"worker-{i}", env, Path(data) / f"worker-{i}", Path(data))
             for i in range(1, args.workers + 1)
         ]
+        page = _dashboard(env, Path(data)) if dashboard else None
         try:
             seen, cpu_s = asyncio.run(_drain(settings, expected, 1800, workers))
         finally:
             for worker in workers:
                 stop(worker.process)
+            stop(page)
     topics = Topics(settings)
     decisions = [orjson.loads(v) for t, _, v in seen if t in (topics.release, topics.divert)]
     rejections = [orjson.loads(v) for t, _, v in seen if t == topics.rejected]
@@ -222,8 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--garbage-max-size", type=int, default=64 * 1024)
     parser.add_argument("--rounds", type=int, default=1, help="each backlog this many times")
+    parser.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="drain the backlog with metrics off, and on with the dashboard scraping",
+    )
     parser.add_argument("--report", type=Path, help="write a markdown report here")
     args = parser.parse_args(argv)
+    if args.metrics_cost and args.garbage:
+        parser.error("--metrics-cost and --garbage measure one thing each: pick one")
 
     started = time.monotonic()
     plan = generate(args.seed, args.tickets, rate=None, window=3600.0, faults=BACKLOG_MIX)
@@ -237,19 +274,71 @@ def main(argv: list[str] | None = None) -> int:
         backlogs.append((f"{args.garbage:.0%} garbage", records, truth))
     took = time.monotonic() - started
     print(f"planned {plan.tickets} tickets, {len(plan.records)} records in {took:.1f}s", flush=True)
-    runs = [
-        _measure(args, name, records, truth)
-        for _ in range(args.rounds)
-        for name, records, truth in backlogs
-    ]
+    if args.metrics_cost:
+        off, on = {"SANDAN_METRICS": "off"}, {"SANDAN_METRICS": "on"}
+        runs = []
+        for _ in range(args.rounds):
+            runs.append(_measure(args, "metrics off", clean, plan, off))
+            runs.append(_measure(args, "metrics on, dashboard", clean, plan, on, dashboard=True))
+        text = comparison_report(args, runs, "metrics off", "metrics on, dashboard", 0.95)
+    else:
+        runs = [
+            _measure(args, name, records, truth)
+            for _ in range(args.rounds)
+            for name, records, truth in backlogs
+        ]
+        text = garbage_report(args, runs, backlogs[1][1], garbage_bytes) if args.garbage else ""
     ok = all(not run.mismatches for run in runs)
-    if args.garbage:
-        text = garbage_report(args, runs, backlogs[1][1], garbage_bytes)
+    if text:
         print(text)
         if args.report is not None:
             args.report.parent.mkdir(parents=True, exist_ok=True)
             args.report.write_text(text)
     return 0 if ok else 1
+
+
+def comparison_report(
+    args: argparse.Namespace, runs: list[Measured], base: str, other: str, target: float
+) -> str:
+    """Two kinds of run side by side (by name), with the ratios of their medians."""
+    median = {
+        (name, what): statistics.median(getattr(r, what) for r in runs if r.name == name)
+        for name in (base, other)
+        for what in ("tickets_per_minute", "tickets_per_cpu_s")
+    }
+    wall = median[other, "tickets_per_minute"] / median[base, "tickets_per_minute"]
+    cpu = median[other, "tickets_per_cpu_s"] / median[base, "tickets_per_cpu_s"]
+    command = (
+        f"python -m loadtest.throughput --tickets {args.tickets} --workers {args.workers} "
+        f"--partitions {args.partitions} --seed {args.seed} --metrics-cost --rounds {args.rounds}"
+    )
+    lines = [
+        f"# Throughput: {other} against {base}",
+        "",
+        f"Command: `{command}`. The same backlog of {runs[0].tickets:,} tickets "
+        f"({runs[0].records:,} records) drained by {args.workers} worker(s), alternating, "
+        f"{args.rounds} round(s) each. Rates from the first output to the last; worker CPU over "
+        "the same stretch.",
+        "",
+        "| run | tickets decided | span (s) | tickets/min | worker CPU (s) "
+        "| tickets per CPU s | load average | mismatches |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    lines += [
+        f"| {r.name} | {r.decided:,} | {r.span_s:.1f} | {r.tickets_per_minute:,.0f} "
+        f"| {r.worker_cpu_s:.1f} | {r.tickets_per_cpu_s:,.0f} | {r.load:.1f} "
+        f"| {len(r.mismatches)} |"
+        for r in runs
+    ]
+    lines += [
+        "",
+        f"Medians, {other} against {base}: tickets/min {median[other, 'tickets_per_minute']:,.0f}"
+        f" / {median[base, 'tickets_per_minute']:,.0f} = **{wall:.3f}**; tickets per worker CPU "
+        f"second {median[other, 'tickets_per_cpu_s']:,.0f} / "
+        f"{median[base, 'tickets_per_cpu_s']:,.0f} = **{cpu:.3f}** (target: at least "
+        f"{target:g}).",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def garbage_report(
