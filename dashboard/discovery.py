@@ -14,38 +14,25 @@ import logging
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from dashboard.models import GroupView, Member
 from streams.kafka_security import librdkafka_security
-from streams.metrics import WORKER_CLIENT_ID_PREFIX
+from streams.metrics import worker_url
 from streams.settings import Settings
 
 if TYPE_CHECKING:  # confluent_kafka.admin imports them without exporting them
     from confluent_kafka.admin._cluster import DescribeClusterResult
     from confluent_kafka.admin._group import ConsumerGroupDescription
 
-__all__ = ("Discovery", "group_view", "worker_url")
+__all__ = ("Discovery", "group_view")
 
 log = logging.getLogger(__name__)
 
 _CLIENT_LOG = logging.getLogger("librdkafka")
 _ERROR_EVERY = 30.0  # seconds between two log lines of the same client error
-
-
-def worker_url(client_id: str) -> str | None:
-    """The URL a worker advertises in its client id; None if it advertises none (or one that
-    is not http(s)://host...)."""
-    if not client_id.startswith(WORKER_CLIENT_ID_PREFIX):
-        return None
-    url = client_id.removeprefix(WORKER_CLIENT_ID_PREFIX).strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return url
 
 
 def group_view(

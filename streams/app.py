@@ -6,7 +6,9 @@ faust service; faust gives it the worker process, its web server and the CLI plu
 
 The web server answers ``GET /status`` (JSON, for people and tests) and ``GET /metrics`` (the
 Prometheus text format, streams/metrics.py); the service keeps the metrics of the process
-across the engines it starts.
+across the engines it starts. It also answers the lookups ``GET /v1/tickets/{id}`` and
+``GET /v1/buyers/{id}/quota``, for any ticket or buyer: from this worker's committed state, or
+through the partition's owner (streams/owners.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mode import Service
 
 from streams.engine import Engine
 from streams.metrics import CONTENT_TYPE, WorkerMetrics
+from streams.owners import FORWARDED, JSON, Lookups
 from streams.pipeline import SandanPipeline
 from streams.settings import Settings
 from streams.store import DataDirError
@@ -160,5 +163,21 @@ def create_app(settings: Settings) -> faust.App:
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(service.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    # The app's HTTP client forwards lookups to their owners (the app closes it when it stops).
+    lookups = Lookups(settings, service.pipeline, lambda: app.http_client)
+
+    @app.page("/v1/tickets/{ticket_id}")
+    async def ticket(web: Any, request: Any, ticket_id: str) -> Any:
+        forwarded = FORWARDED in request.headers
+        reply = await lookups.ticket(ticket_id, request.raw_path, forwarded=forwarded)
+        return web.bytes(reply.body, content_type=JSON, status=reply.status, headers=reply.headers)
+
+    @app.page("/v1/buyers/{buyer_id}/quota")
+    async def quota(web: Any, request: Any, buyer_id: str) -> Any:
+        forwarded = FORWARDED in request.headers
+        year = request.query.get("year")
+        reply = await lookups.quota(buyer_id, year, request.raw_path, forwarded=forwarded)
+        return web.bytes(reply.body, content_type=JSON, status=reply.status, headers=reply.headers)
 
     return app

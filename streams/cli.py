@@ -1,5 +1,5 @@
 """The ``sandan`` command: ``worker``, ``topics``, ``demo``, ``gateway``, ``dashboard``, ``key``,
-``audit``."""
+``audit``, ``inspect``."""
 
 from __future__ import annotations
 
@@ -134,6 +134,36 @@ def _audit(args: argparse.Namespace) -> None:
     print((render_json if args.json else render_text)(args.ticket, events))
 
 
+def _inspect(args: argparse.Namespace) -> None:
+    import msgspec  # noqa: PLC0415
+
+    from streams.lookup import render_error, render_quota, render_ticket  # noqa: PLC0415
+    from streams.owners import WorkerUnreachableError, ask_worker, lookup_path  # noqa: PLC0415
+
+    settings = _settings()
+    _log_to_stderr(settings)
+    if args.year is not None and args.buyer is None:
+        print("sandan: --year goes with --buyer", file=sys.stderr)
+        raise SystemExit(2)
+    worker = (args.worker or f"http://127.0.0.1:{settings.web_port}").rstrip("/")
+    path = lookup_path(args.ticket, args.buyer, args.year)
+    try:
+        status, body = asyncio.run(ask_worker(worker, path, args.timeout))
+        if status != 200:  # noqa: PLR2004
+            print(f"sandan: {render_error(worker, status, body)}", file=sys.stderr)
+            raise SystemExit(1)
+        text = (
+            body.decode() if args.json else (render_ticket if args.ticket else render_quota)(body)
+        )
+    except WorkerUnreachableError as exc:
+        print(f"sandan: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        print(f"sandan: the worker at {worker} answered without a lookup answer", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(text)
+
+
 def _key(args: argparse.Namespace) -> None:
     from pathlib import Path  # noqa: PLC0415
 
@@ -200,5 +230,20 @@ def main(argv: list[str] | None = None) -> None:
         "--timeout", type=float, default=60.0, help="seconds to read the topics (default 60)"
     )
     audit.set_defaults(run=_audit)
+    inspect = commands.add_parser(
+        "inspect", help="ask a worker for a ticket (its documents, status, decisions) or a quota"
+    )
+    target = inspect.add_mutually_exclusive_group(required=True)
+    target.add_argument("ticket", nargs="?", help="the ticket id: {ebpCode}:{orderNo}")
+    target.add_argument("--buyer", help="a buyer id (buyerIdNumber): their annual quota")
+    inspect.add_argument("--year", help="the quota's year (default: this year, China time)")
+    inspect.add_argument(
+        "--worker", help="any worker's URL (default http://127.0.0.1:{SANDAN_WEB_PORT})"
+    )
+    inspect.add_argument("--json", action="store_true", help="print the worker's JSON answer")
+    inspect.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)"
+    )
+    inspect.set_defaults(run=_inspect)
     args = parser.parse_args(argv)
     args.run(args)

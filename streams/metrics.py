@@ -43,6 +43,7 @@ import bisect
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import get_args
+from urllib.parse import urlsplit
 
 from prometheus_client import (
     CollectorRegistry,
@@ -73,6 +74,7 @@ __all__ = (
     "WorkerMetrics",
     "openings",
     "worker_client_id",
+    "worker_url",
 )
 
 # A worker's consumer joins the group ``settings.topic("sandan")`` with the client id
@@ -97,6 +99,16 @@ RESTORE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 def worker_client_id(url: str) -> str:
     """The consumer's client id that advertises a worker's web server at ``url``."""
     return f"{WORKER_CLIENT_ID_PREFIX}{url}"
+
+
+def worker_url(client_id: str) -> str | None:
+    """The inverse: the URL a worker advertises in its consumer's client id (None: not a
+    worker's, or not an http(s)://host... URL)."""
+    if not client_id.startswith(WORKER_CLIENT_ID_PREFIX):
+        return None
+    url = client_id.removeprefix(WORKER_CLIENT_ID_PREFIX).strip().rstrip("/")
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 # -- open tickets ------------------------------------------------------------------------------

@@ -182,6 +182,12 @@ class Store:
         staged = self._staged.get((partition, key), _UNSTAGED)
         if staged is not _UNSTAGED:
             return staged  # type: ignore[return-value]  # bytes | None once staged
+        return self.committed(partition, key)
+
+    def committed(self, partition: int, key: bytes) -> bytes | None:
+        """The value as the last committed transaction left it, whatever a step in flight
+        has staged: for readers outside the engine (lookups), from any thread (RocksDB's reads
+        are thread-safe, and a commit's WriteBatch is seen whole or not at all)."""
         try:
             value: bytes | None = self._db.get(b"v" + _U16.pack(partition) + key)
         except Exception as exc:

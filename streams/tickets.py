@@ -24,6 +24,12 @@ Every document applied gets a ``120`` receipt, every one rejected here a ``100``
 decision a ``399`` to the sender of each document it decided on (schemas/receipts.py); a
 receipt goes back in the format its document came in, so a stored version remembers the
 ``copCode`` of the XML message it came in.
+
+Each ticket also keeps a compact log of the decisions it got (:class:`Decided`: revision,
+decision, reason codes, time; no details, no documents), for lookups (streams/lookup.py): a
+decision made here is logged when it is emitted, one made by the buyer ledger when its
+outcome comes back. It is the last field of :class:`Ticket` with a default, so a state written
+before it existed decodes with an empty log (and an earlier version ignores it).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from streams.timefmt import iso_ms
 
 __all__ = (
     "DOC_TYPES",
+    "Decided",
     "Group",
     "KeyedRejection",
     "LedgerRequest",
@@ -98,6 +105,20 @@ class Parked(msgspec.Struct, array_like=True, gc=False):
     node: int = 0
 
 
+# The buyer ledger's only reason to divert (streams/ledger.py): an outcome carries no codes.
+LEDGER_DIVERT_CODES = ("ANNUAL_LIMIT_EXCEEDED",)
+MAX_LOGGED_DECISIONS = 100  # a ticket changed without end keeps its latest decisions
+
+
+class Decided(msgspec.Struct, array_like=True, gc=False):
+    """One decision a ticket got, as its log keeps it."""
+
+    revision: int
+    decision: str  # RELEASE | DIVERT (plain str: a code an older version lacks still decodes)
+    reasons: list[str]  # the reason codes of a DIVERT
+    at_ms: int  # when the ticket's state took it
+
+
 class Ticket(msgspec.Struct, array_like=True, gc=False):
     """One parcel's documents and decision state."""
 
@@ -112,6 +133,8 @@ class Ticket(msgspec.Struct, array_like=True, gc=False):
     status: int = OPEN
     completed_ms: int | None = None
     parked: list[Parked] = msgspec.field(default_factory=list)
+    # Last, with a default: states written before the log existed decode with an empty one.
+    decisions: list[Decided] = msgspec.field(default_factory=list)
 
     def complete(self) -> bool:
         return self.order is not None and self.payment is not None and self.logistics is not None
@@ -129,6 +152,12 @@ class Ticket(msgspec.Struct, array_like=True, gc=False):
             for kind in DOC_TYPES
             if (doc := getattr(self, kind)) is not None
         ]
+
+    def log_decision(self, decision: str, reasons: list[str], at_ms: int) -> None:
+        """Add the decision on the current revision to the ticket's log."""
+        self.decisions.append(Decided(self.revision, decision, reasons, at_ms))
+        if len(self.decisions) > MAX_LOGGED_DECISIONS:
+            del self.decisions[:-MAX_LOGGED_DECISIONS]
 
 
 GUID_DIGEST_BYTES = 8
@@ -448,6 +477,8 @@ class TicketBook:
         self._emit_decision(decision, ticket, now_ms)
 
     def _emit_decision(self, decision: Decision, ticket: Ticket, now_ms: int) -> None:
+        codes: list[str] = [reason.code for reason in decision.reasons or ()]
+        ticket.log_decision(decision.decision, codes, now_ms)
         self.emitted.append(decision)
         self.emitted.extend(concluded(decision, ticket.addressees(), now_ms))
 
@@ -503,6 +534,8 @@ class TicketBook:
         if ticket is None or ticket.status != PENDING or ticket.revision != outcome.revision:
             return
         ticket.status = RELEASED if outcome.released else OPEN
+        codes: list[str] = [] if outcome.released else list(LEDGER_DIVERT_CODES)
+        ticket.log_decision("RELEASE" if outcome.released else "DIVERT", codes, now_ms)
         if outcome.released:
             ticket.deadline_ms = 0  # a released ticket's window has nothing left to close
             group.released.append(self._remembered(outcome.ebp_code, ticket))

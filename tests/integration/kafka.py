@@ -332,3 +332,17 @@ async def committed_offsets(
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def sandan(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``sandan ARGS`` with exactly the ``SANDAN_*`` settings of ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )

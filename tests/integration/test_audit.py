@@ -5,9 +5,7 @@ and matching the records on those topics; personal data masked; an unknown ticke
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Deployment
+from tests.integration.kafka import sandan
 from tests.integration.test_contract import (
     EBP,
     Rec,
@@ -28,16 +27,7 @@ from tests.integration.test_contract import (
 
 
 def audit(d: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
-    env.update(d.env_settings)
-    return subprocess.run(
-        [sys.executable, "-m", "streams", "audit", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return sandan(["audit", *args], d.env_settings)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +22,6 @@ from streams.topics import Topics, create_topics
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 from tests.integration.gateway_process import GatewayProcess
 from tests.integration.kafka import (
-    ROOT,
     SASL_MECHANISMS,
     SecureBroker,
     Timeout,
@@ -33,6 +30,7 @@ from tests.integration.kafka import (
     produce,
     run,
     running_secure_broker,
+    sandan,
     unique_prefix,
 )
 
@@ -62,20 +60,6 @@ def deployment_env(broker: SecureBroker, protocol: str = "SASL_SSL", **more: str
         "SANDAN_PARTITIONS": "2",
         **more,
     }
-
-
-def sandan(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``sandan ARGS`` with exactly the ``SANDAN_*`` settings of ``env``."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def created_line(settings: Settings) -> str:

@@ -26,13 +26,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from dashboard.aggregate import CHART_BINS, Deployment
 from dashboard.app import Collector, create_app
-from dashboard.discovery import Discovery, group_view, worker_url
+from dashboard.discovery import Discovery, group_view
 from dashboard.models import GroupView, Member, WorkerScrape
 from dashboard.promtext import Samples, parse
 from dashboard.scrape import Scraper
 from dashboard.series import Ring, histogram_quantile, increase, rate
 from dashboard.tracker import Tracker, reduce_gains
-from streams.metrics import worker_client_id
+from streams.metrics import worker_client_id, worker_url
 from streams.settings import Settings
 
 INF = math.inf
