@@ -243,8 +243,8 @@ class Fleet:
         while not stop.is_set():
             for name, worker in list(self.workers.items()):
                 code = worker.process.poll()
-                if name in self.killed:
-                    continue
+                if name in self.killed or self.workers[name] is not worker:
+                    continue  # the chaos's own kill, or replaced while this loop awaited
                 if code is not None:
                     self.tally.worker_exits[code] += 1
                     await asyncio.sleep(RESTART_PAUSE)
