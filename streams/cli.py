@@ -137,7 +137,7 @@ def _audit(args: argparse.Namespace) -> None:
 def _inspect(args: argparse.Namespace) -> None:
     import msgspec  # noqa: PLC0415
 
-    from streams.lookup import render_error, render_quota, render_ticket  # noqa: PLC0415
+    from streams.inspect import render_error, render_quota, render_ticket  # noqa: PLC0415
     from streams.owners import WorkerUnreachableError, ask_worker, lookup_path  # noqa: PLC0415
 
     settings = _settings()
