@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from schemas.receipts import CONTENT_TYPE_XML, decode_receipt
 from streams.kafka_security import librdkafka_security
 from streams.logmask import mask
-from streams.records import Record
+from streams.records import Record, consumed
 from streams.settings import Settings
 from streams.timefmt import iso_ms
 from streams.topics import MAX_MESSAGE_BYTES, Topics
@@ -196,7 +196,7 @@ def read_ticket_records(settings: Settings, ticket: str, timeout: float = 60.0) 
                     todo.discard(tp)
                 value = message.value()
                 if value is not None and any(needle in value for needle in wanted):
-                    found.append(_record(message))
+                    found.append(consumed(message))
             if messages:
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > QUIET_SECONDS:
@@ -221,17 +221,3 @@ def _ends(consumer: Consumer, names: Iterable[str], timeout: float) -> dict[tupl
             )
             ends[(name, partition)] = high
     return ends
-
-
-def _record(message: Any) -> Record:
-    timestamp = message.timestamp()[1]
-    headers = tuple((k, v or b"") for k, v in (message.headers() or ()))
-    return Record(
-        message.topic(),
-        message.partition(),
-        message.offset(),
-        timestamp,
-        message.key(),
-        message.value(),
-        headers,
-    )

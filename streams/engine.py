@@ -55,7 +55,7 @@ from streams.arrivals import ArrivalBuffer
 from streams.hops import MARK, TICKETS, hop_origin, mark_value, read_mark, request_source
 from streams.kafka_security import librdkafka_security
 from streams.metrics import StepMetrics, worker_client_id
-from streams.records import Record, Routed, TopicPartition
+from streams.records import Record, Routed, TopicPartition, consumed
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, Topics
 
@@ -331,7 +331,7 @@ class Engine:
             part = batch.get(tp)
             if part is None:
                 part = batch[tp] = []
-            part.append(_record(message))
+            part.append(consumed(message))
         self._check_caught_up(batch)
         if self.metrics is not None and time.monotonic() - self._lag_at >= LAG_EVERY:
             self._measure_lag(self.metrics)
@@ -832,18 +832,6 @@ class _Queue(NamedTuple):
 # Transactions this process has come to commit, for SANDAN_FAULT_STOP_BEFORE_OFFSETS: counted
 # across the engines it starts, so the one started after the stop does not stop again.
 _TRANSACTIONS = {"committing": 0}
-
-
-def _record(message: Message) -> Record:
-    return Record(
-        message.topic(),  # type: ignore[arg-type]
-        message.partition(),  # type: ignore[arg-type]
-        message.offset(),  # type: ignore[arg-type]
-        message.timestamp()[1],
-        message.key(),
-        message.value(),
-        tuple(message.headers() or ()),  # type: ignore[arg-type]
-    )
 
 
 _FENCED = frozenset(

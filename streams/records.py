@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ("Record", "Routed", "TopicPartition")
+__all__ = ("Record", "Routed", "TopicPartition", "consumed")
 
 
 class TopicPartition(NamedTuple):
@@ -41,3 +41,16 @@ class Routed(NamedTuple):
     @property
     def timestamp(self) -> int:
         return self.record.timestamp
+
+
+def consumed(message: Any) -> Record:
+    """A message confluent-kafka's consumer returned (without an error) as a Record."""
+    return Record(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.timestamp()[1],
+        message.key(),
+        message.value(),
+        tuple(message.headers() or ()),
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
 from dashboard.promtext import parse
+from loadtest.processes import stop
 from streams.settings import Settings
 from tests.integration.conftest import PARTITIONS, Deployment
 from tests.integration.kafka import ROOT, Timeout, Worker, consume, free_port, produce, run
@@ -173,13 +173,7 @@ class DashboardProcess:
     def stop(self) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
+        stop(self.process, grace=20)  # SIGTERM, SIGKILL after the grace
         return self.process.returncode
 
     def log(self) -> str:
