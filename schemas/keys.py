@@ -9,12 +9,31 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ("murmur2_partition", "ticket_id")
+__all__ = ("MAX_EBP_CODE", "MAX_ORDER_NO", "murmur2_partition", "split_ticket_id", "ticket_id")
+
+MAX_EBP_CODE = 18  # the standard's lengths (schemas/documents.py)
+MAX_ORDER_NO = 60
 
 
 def ticket_id(ebp_code: str | None, order_no: str) -> str:
     """The contract's ticket id; a waybill-only ticket has an empty platform code."""
     return f"{ebp_code or ''}:{order_no}"
+
+
+def split_ticket_id(text: str) -> tuple[str, str]:
+    """(platform code, order number) of ``{ebpCode}:{orderNo}`` (``:{orderNo}`` for a
+    waybill-only ticket); raise ValueError saying what a ticket id is."""
+    ebp, sep, order_no = text.partition(":")
+    if not sep or not order_no:
+        msg = f"not a ticket id: {text!r} (expected {{ebpCode}}:{{orderNo}})"
+        raise ValueError(msg)
+    if len(ebp) > MAX_EBP_CODE or len(order_no) > MAX_ORDER_NO:
+        msg = (
+            f"not a ticket id: {text!r} (ebpCode is at most {MAX_EBP_CODE} characters, "
+            f"orderNo at most {MAX_ORDER_NO})"
+        )
+        raise ValueError(msg)
+    return ebp, order_no
 
 
 @lru_cache(maxsize=1 << 16)

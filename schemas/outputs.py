@@ -19,10 +19,12 @@ __all__ = (
     "Reason",
     "Rejection",
     "RejectionCode",
+    "ReviewAction",
     "Source",
 )
 
 DecisionKind = Literal["RELEASE", "DIVERT"]
+ReviewAction = Literal["RELEASE", "CONFIRM", "REQUEST_CORRECTION"]  # schemas/reviews.py
 DivertCode = Literal[
     "AMOUNT_MISMATCH",
     "ORDER_ARITHMETIC",
@@ -36,7 +38,14 @@ DivertCode = Literal[
     "AMBIGUOUS_WAYBILL",
 ]
 RejectionCode = Literal[
-    "SCHEMA", "STALE", "DUPLICATE", "UNKNOWN_DOCUMENT", "TICKET_RELEASED", "DRAFT", "INTERNAL"
+    "SCHEMA",
+    "STALE",
+    "DUPLICATE",
+    "UNKNOWN_DOCUMENT",
+    "TICKET_RELEASED",
+    "TICKET_CLOSED",
+    "DRAFT",
+    "INTERNAL",
 ]
 
 
@@ -95,6 +104,11 @@ class Decision(msgspec.Struct, kw_only=True, gc=False):
     decidedBy: DecidedBy | None = None  # noqa: N815
     reasons: list[Reason] | msgspec.UnsetType = msgspec.UNSET
     missing: list[DocType] | msgspec.UnsetType = msgspec.UNSET
+    # Only on a decision a review made (schemas/reviews.py): the review, its action, who, why.
+    reviewId: str | msgspec.UnsetType = msgspec.UNSET  # noqa: N815
+    reviewAction: ReviewAction | msgspec.UnsetType = msgspec.UNSET  # noqa: N815
+    reviewedBy: str | msgspec.UnsetType = msgspec.UNSET  # noqa: N815
+    reviewNote: str | msgspec.UnsetType = msgspec.UNSET  # noqa: N815
 
 
 class Source(msgspec.Struct, gc=False):

@@ -248,6 +248,8 @@ def concluded(decision: Decision, addressees: Iterable[Addressee], now_ms: int) 
     info = f"审结 {decision.decision}: ticket {decision.ticketId} revision {decision.revision}"
     if codes:
         info += f": {', '.join(codes)}"
+    if decision.reviewAction:  # a review's decision: its action and the reviewer's note
+        info += f"; review {decision.reviewAction}: {decision.reviewNote}"
     by_kind = {
         "order": _Keys(decision.ebpCode, decision.ebcCode, decision.orderNo),
         "payment": _Keys(pay_code=decision.payCode, pay_transaction_id=decision.payTransactionId),

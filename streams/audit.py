@@ -27,6 +27,7 @@ from xml.sax.saxutils import escape
 import msgspec
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from schemas.keys import split_ticket_id
 from schemas.receipts import CONTENT_TYPE_XML, decode_receipt
 from streams.kafka_security import librdkafka_security
 from streams.logmask import mask
@@ -52,18 +53,9 @@ class Event(NamedTuple):
     source: str  # topic/partition/offset of the record that says so
 
 
-def _split(ticket: str) -> tuple[str, str]:
-    """(platform code, order number) of a ticket id ``{ebpCode}:{orderNo}``."""
-    ebp, sep, order_no = ticket.partition(":")
-    if not sep or not order_no:
-        msg = f"not a ticket id: {ticket!r} (expected {{ebpCode}}:{{orderNo}})"
-        raise ValueError(msg)
-    return ebp, order_no
-
-
 def needles(ticket: str) -> tuple[bytes, ...]:
     """Byte strings one of which a record about the ticket holds (JSON- or XML-escaped)."""
-    _, order_no = _split(ticket)
+    _, order_no = split_ticket_id(ticket)
     forms = {ticket, order_no}
     encoded = {json.dumps(text, ensure_ascii=False)[1:-1] for text in forms}
     encoded |= {escape(text) for text in forms}
@@ -72,7 +64,7 @@ def needles(ticket: str) -> tuple[bytes, ...]:
 
 def history(ticket: str, topics: Topics, records: Iterable[Record]) -> list[Event]:
     """The ticket's events, oldest first, from records of the output topics."""
-    ebp, order_no = _split(ticket)
+    ebp, order_no = split_ticket_id(ticket)
     events: list[Event] = []
     for record in records:
         if record.value is None:

@@ -7,6 +7,9 @@ limit (and adds it), else diverts it ``ANNUAL_LIMIT_EXCEEDED``. Either way an
 (consumed again after a restart: the engine resumes a ledger partition at its first request still
 held, and may have decided later ones) is decided once: the ledger remembers digests of the
 ticket revisions it decided, per year, for this year and the last.
+
+A release a reviewer asked for (docs/contract.md, "Reviews") comes the same way, and its review
+gets its result here (:func:`review_result`): the annual limit is the law, no review overrides it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import msgspec
 
 from matchers.limits import check_annual_limit
 from schemas.outputs import Decision
+from schemas.reviews import ReviewResult
 from streams.tickets import LedgerRequest, Outcome
 from streams.timefmt import iso_ms
 
-__all__ = ("BuyerLedger", "decide")
+__all__ = ("BuyerLedger", "decide", "review_result")
 
 _DIGEST_BYTES = 8
 
@@ -68,3 +72,25 @@ def decide(
         ledger.totals[request.year] = released + dutiable
     outcome = Outcome(decision.orderNo, decision.ebpCode or "", decision.revision, not reasons)
     return decision, outcome
+
+
+def review_result(decision: Decision) -> ReviewResult | None:
+    """The result of the review whose release the ledger just decided (None: no review asked
+    for it): applied, or refused ``ANNUAL_LIMIT_EXCEEDED`` with the ledger's reason."""
+    if decision.reviewAction != "RELEASE" or decision.reviewId is msgspec.UNSET:
+        return None
+    released = decision.decision == "RELEASE"
+    reasons = decision.reasons or []
+    return ReviewResult(
+        reviewId=decision.reviewId,
+        ticketId=decision.ticketId,
+        revision=decision.revision - 1,
+        action="RELEASE",
+        reviewer=decision.reviewedBy or None,
+        result="APPLIED" if released else "REFUSED",
+        code=None if released else "ANNUAL_LIMIT_EXCEEDED",
+        detail="released" if released else "; ".join(reason.detail for reason in reasons),
+        decision=decision.decision,
+        decisionRevision=decision.revision,
+        at=decision.decidedAt,
+    )

@@ -33,7 +33,7 @@ from schemas.codec import decode_document
 from schemas.documents import PERSONAL_FIELDS, DocType
 from schemas.errors import SchemaError
 from schemas.fields import enc_hook
-from schemas.keys import ticket_id
+from schemas.keys import split_ticket_id, ticket_id
 from streams.ledger import BuyerLedger
 from streams.logmask import mask
 from streams.tickets import (
@@ -68,8 +68,6 @@ __all__ = (
 
 TicketStatus = Literal["open", "pending", "released", "diverted", "forgotten"]
 
-MAX_EBP_CODE = 18  # the standard's lengths (schemas/documents.py)
-MAX_ORDER_NO = 60
 MAX_BUYER_ID = 60
 _YEAR = re.compile("[0-9]{4}")  # ASCII digits only: \d takes full-width ones too
 _CHINA = timedelta(hours=8)
@@ -164,17 +162,10 @@ class QuotaAnswer(msgspec.Struct, kw_only=True):
 def parse_ticket_id(text: str) -> tuple[str, str]:
     """(platform code, order number) of ``{ebpCode}:{orderNo}`` (``:{orderNo}`` for a
     waybill-only ticket); raise :class:`BadLookupError`."""
-    ebp, sep, order_no = text.partition(":")
-    if not sep or not order_no:
-        msg = f"not a ticket id: {text!r} (expected {{ebpCode}}:{{orderNo}})"
-        raise BadLookupError(msg)
-    if len(ebp) > MAX_EBP_CODE or len(order_no) > MAX_ORDER_NO:
-        msg = (
-            f"not a ticket id: {text!r} (ebpCode is at most {MAX_EBP_CODE} characters, "
-            f"orderNo at most {MAX_ORDER_NO})"
-        )
-        raise BadLookupError(msg)
-    return ebp, order_no
+    try:
+        return split_ticket_id(text)
+    except ValueError as exc:
+        raise BadLookupError(str(exc)) from None
 
 
 def parse_buyer(text: str) -> str:

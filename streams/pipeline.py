@@ -12,12 +12,15 @@ Routing (all internal topics are co-partitioned with the inputs, see streams/top
         └─ no ─► {prefix}sandan-repartition (key orderNo, origin in headers) ─► ticket stage
     ticket stage ─► decisions, rejections, {prefix}sandan-ledger (key buyerIdNumber)
     ledger stage ─► release / divert, {prefix}sandan-outcomes ─► ticket stage
+    cbec.review ─► ticket stage (its partition, else forwarded there on cbec.review)
+        ─► cbec.review-result, and a decision (a RELEASE by way of the ledger stage)
 
 Every rejection and decision comes with its receipts (schemas/receipts.py), and every document
 the ticket stage applies with one: all on ``cbec.receipt``, in the same transaction.
 
 A step's outcomes are counted in ``counts`` (``in.{doc_type}.{json|xml}``, ``release``,
-``divert.{code}``, ``rejected.{code}``, ``receipt.{status}``, ``ledger.{result}``) and, with
+``divert.{code}``, ``rejected.{code}``, ``receipt.{status}``, ``ledger.{result}``,
+``review.{action}.{applied|refused}``, ``review.forwarded``) and, with
 metrics on, folded into them when the step commits, with the open tickets of the groups it
 changed and the start of each decision's latency (streams/metrics.py).
 
@@ -43,15 +46,17 @@ import msgspec
 from matchers import Limits
 from schemas.codec import encode_json, readable_fields
 from schemas.documents import DocType, Document
+from schemas.errors import SchemaError
 from schemas.fields import enc_hook
 from schemas.keys import murmur2_partition
 from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded, encode_receipt, returned
+from schemas.reviews import ReviewResult, decode_review
 from streams.engine import Output
 from streams.hops import hop_headers, read_hop, request_headers
 from streams.intake import Incoming, Refused, read, validate
 from streams.kafka_security import aiokafka_security
-from streams.ledger import BuyerLedger, decide
+from streams.ledger import BuyerLedger, decide, review_result
 from streams.metrics import OpenTickets, StepMetrics, openings
 from streams.records import Record, Routed, TopicPartition
 from streams.settings import Settings
@@ -65,6 +70,7 @@ from streams.tickets import (
     TicketBook,
     next_due,
 )
+from streams.timefmt import iso_ms
 from streams.topics import Topics
 
 __all__ = ("SandanPipeline",)
@@ -94,6 +100,22 @@ class _PoisonRecordError(Exception):
     def __init__(self, index: int, error: Exception) -> None:
         super().__init__(index, error)
         self.index, self.error = index, error
+
+
+def _invalid_review(error: SchemaError, now_ms: int) -> ReviewResult:
+    return ReviewResult(
+        reviewId=None,
+        ticketId=None,
+        revision=None,
+        action=None,
+        reviewer=None,
+        result="REFUSED",
+        code="INVALID_REVIEW",
+        detail=error.detail,
+        decision=None,
+        decisionRevision=None,
+        at=iso_ms(now_ms),
+    )
 
 
 def _group_due(value: bytes) -> int | None:
@@ -257,6 +279,8 @@ class SandanPipeline:
                 elif topic == topics.outcomes:
                     outcome = _decode_outcome(item.value or b"")
                     self._on_outcome(item.partition, outcome, now_ms)
+                elif topic == topics.review:
+                    self._on_review(item, now_ms)
             except DataDirError:
                 raise  # the disk under the local state, not this record: never set aside
             except Exception as exc:
@@ -363,6 +387,9 @@ class SandanPipeline:
         decision, outcome = decided
         self._pending_counts["ledger.reserved" if outcome.released else "ledger.refused"] += 1
         self._output_decision(decision, request.at)
+        result = review_result(decision)
+        if result is not None:
+            self._output_review_result(result, request.ticket_partition)
         for receipt in concluded(decision, request.addressees, now_ms):
             self._output_receipt(receipt)
         if request.ticket_partition in self.partitions:
@@ -382,6 +409,33 @@ class SandanPipeline:
         book.on_outcome(self._group(partition, outcome.order_no), outcome, now_ms)
         # What the outcome replays counts as arriving after everything applied (the floor).
         self._emit(book, book.floor_ms)
+
+    def _on_review(self, record: Record, now_ms: int) -> None:
+        """A reviewer's action: applied on its ticket's partition if this worker owns it, else
+        forwarded there on the review topic (a producer that did not partition by orderNo with
+        Kafka's default partitioner), in this transaction."""
+        try:
+            review = decode_review(record.value, self.settings.max_document_bytes)
+        except SchemaError as exc:
+            self._output_review_result(_invalid_review(exc, now_ms), record.partition, record.key)
+            return
+        order_no = review.order_no
+        partition = murmur2_partition(order_no.encode(), self.settings.partitions)
+        if partition not in self.partitions:
+            self._pending_counts["review.forwarded"] += 1
+            headers = [*record.headers, ("forwarded-from", str(record.partition).encode())]
+            self._outputs.append(
+                Output(self.topics.review, order_no.encode(), record.value, partition, headers)
+            )
+            return
+        key = (partition, order_no)
+        book = TicketBook(self.rules, partition, floor_ms=self._applied_until + 1)
+        if book.on_review(
+            self._group(partition, order_no, changes=False), review, record.timestamp, now_ms
+        ):
+            self._changed.add(key)
+        # A release by review counts as arriving after everything applied (the floor).
+        self._emit(book, 0)
 
     def _drain_ledger_inbox(self, now_ms: int) -> None:
         """Decide the ledger requests whose buyer's partition this worker owns, in the same
@@ -469,6 +523,8 @@ class SandanPipeline:
                 self._output_decision(item, started_ms)
             elif isinstance(item, KeyedRejection):
                 self._output_rejection_record(item.key, item.rejection)
+            elif isinstance(item, ReviewResult):
+                self._output_review_result(item, book.partition)
             else:
                 partitions = self.settings.partitions
                 partition = murmur2_partition(item.buyer.encode(), partitions)
@@ -533,6 +589,17 @@ class SandanPipeline:
     def _output_rejection_record(self, key: bytes | None, rejection: Rejection) -> None:
         self._pending_counts[f"rejected.{rejection.code}"] += 1
         self._outputs.append(Output(self.topics.rejected, key, encode_json(rejection)))
+
+    def _output_review_result(
+        self, result: ReviewResult, partition: int, key: bytes | None = None
+    ) -> None:
+        """A review's result, on its ticket's partition (a record that is no review: on its
+        own partition, with its own key)."""
+        outcome = "applied" if result.code is None else "refused"
+        self._pending_counts[f"review.{result.action or 'invalid'}.{outcome}"] += 1
+        if result.ticketId is not None:
+            key = result.ticketId.encode()
+        self._outputs.append(Output(self.topics.review_result, key, encode_json(result), partition))
 
     def _output_receipt(self, addressed: Addressed) -> None:
         self._pending_counts[f"receipt.{addressed.receipt.returnStatus}"] += 1

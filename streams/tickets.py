@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 from functools import lru_cache
-from typing import NamedTuple, TypeVar
+from typing import Literal, NamedTuple, TypeVar, get_args
 
 import msgspec
 
@@ -49,6 +49,7 @@ from schemas.keys import ticket_id
 from schemas.outputs import (
     DecidedBy,
     Decision,
+    DivertCode,
     DocumentGuids,
     Reason,
     Rejection,
@@ -56,6 +57,7 @@ from schemas.outputs import (
     Source,
 )
 from schemas.receipts import Addressed, Addressee, concluded, returned, stored
+from schemas.reviews import Review, ReviewRefusal, ReviewResult
 from streams.intake import Incoming, Origin, reject
 from streams.timefmt import iso_ms
 
@@ -67,6 +69,7 @@ __all__ = (
     "LedgerRequest",
     "Outcome",
     "Released",
+    "Reviewed",
     "Rules",
     "StoredDoc",
     "Ticket",
@@ -76,8 +79,8 @@ __all__ = (
 
 DOC_TYPES: tuple[DocType, ...] = ("order", "payment", "logistics")
 
-# Ticket status
-OPEN, PENDING, RELEASED = 0, 1, 2
+# Ticket status (CLOSED: a reviewer confirmed its divert; nothing applies to it any more)
+OPEN, PENDING, RELEASED, CLOSED = 0, 1, 2, 3
 
 
 class StoredDoc(msgspec.Struct, array_like=True, gc=False):
@@ -108,6 +111,7 @@ class Parked(msgspec.Struct, array_like=True, gc=False):
 # The buyer ledger's only reason to divert (streams/ledger.py): an outcome carries no codes.
 LEDGER_DIVERT_CODES = ("ANNUAL_LIMIT_EXCEEDED",)
 MAX_LOGGED_DECISIONS = 100  # a ticket changed without end keeps its latest decisions
+MAX_LOGGED_REVIEWS = 100  # and its latest reviews
 
 
 class Decided(msgspec.Struct, array_like=True, gc=False):
@@ -117,6 +121,17 @@ class Decided(msgspec.Struct, array_like=True, gc=False):
     decision: str  # RELEASE | DIVERT (plain str: a code an older version lacks still decodes)
     reasons: list[str]  # the reason codes of a DIVERT
     at_ms: int  # when the ticket's state took it
+
+
+class Reviewed(msgspec.Struct, array_like=True, gc=False):
+    """One review a ticket got, as its log keeps it (a repeated ``review_id`` is refused)."""
+
+    review_id: str
+    action: str  # RELEASE | CONFIRM | REQUEST_CORRECTION
+    reviewer: str
+    revision: int  # the revision it named
+    refused: str  # its refusal code; "" when applied
+    at_ms: int
 
 
 class Ticket(msgspec.Struct, array_like=True, gc=False):
@@ -135,6 +150,7 @@ class Ticket(msgspec.Struct, array_like=True, gc=False):
     parked: list[Parked] = msgspec.field(default_factory=list)
     # Last, with a default: states written before the log existed decode with an empty one.
     decisions: list[Decided] = msgspec.field(default_factory=list)
+    reviews: list[Reviewed] = msgspec.field(default_factory=list)
 
     def complete(self) -> bool:
         return self.order is not None and self.payment is not None and self.logistics is not None
@@ -158,6 +174,22 @@ class Ticket(msgspec.Struct, array_like=True, gc=False):
         self.decisions.append(Decided(self.revision, decision, reasons, at_ms))
         if len(self.decisions) > MAX_LOGGED_DECISIONS:
             del self.decisions[:-MAX_LOGGED_DECISIONS]
+
+    def diverted(self) -> Decided | None:
+        """The decision on the current revision if it is a divert that left the ticket open."""
+        last = self.decisions[-1] if self.decisions else None
+        if self.status != OPEN or last is None or last.revision != self.revision:
+            return None
+        return last if last.decision == "DIVERT" else None
+
+    def log_review(self, review: Review, refused: str, at_ms: int) -> None:
+        self.reviews.append(
+            Reviewed(
+                review.reviewId, review.action, review.reviewer, review.revision, refused, at_ms
+            )
+        )
+        if len(self.reviews) > MAX_LOGGED_REVIEWS:
+            del self.reviews[:-MAX_LOGGED_REVIEWS]
 
 
 GUID_DIGEST_BYTES = 8
@@ -254,7 +286,7 @@ class KeyedRejection(NamedTuple):
     rejection: Rejection
 
 
-Emit = Decision | KeyedRejection | LedgerRequest | Addressed
+Emit = Decision | KeyedRejection | LedgerRequest | Addressed | ReviewResult
 
 
 class TicketBook:
@@ -402,6 +434,8 @@ class TicketBook:
         ticket: Ticket, held: StoredDoc | None, doc: Document, kind: DocType
     ) -> tuple[RejectionCode, str] | None:
         """Why the ticket refuses the document (checks 5 to 8 of the contract), if it does."""
+        if ticket.status == CLOSED:
+            return "TICKET_CLOSED", "the ticket was closed by a review (CONFIRM): nothing applies"
         if doc.appType == "1":
             if held is not None:
                 return "DUPLICATE", f"the ticket already holds a {kind} (appType 1)"
@@ -449,6 +483,10 @@ class TicketBook:
             decision.missing = []
             self._emit_decision(decision, ticket, now_ms)
             return
+        self._request_release(ticket, order, decision)
+
+    def _request_release(self, ticket: Ticket, order: Order, decision: Decision) -> None:
+        """Send the ticket's release to the buyer ledger, which decides it (streams/ledger.py)."""
         ticket.status = PENDING
         self.emitted.append(
             LedgerRequest(
@@ -462,7 +500,13 @@ class TicketBook:
         )
 
     def _decide_divert(
-        self, group: Group, ebp: str, ticket: Ticket, reasons: list[Reason], now_ms: int
+        self,
+        group: Group,
+        ebp: str,
+        ticket: Ticket,
+        reasons: list[Reason],
+        now_ms: int,
+        review: Review | None = None,
     ) -> None:
         order = _decode(ticket.order, "order", Order)
         payment = _decode(ticket.payment, "payment", Payment)
@@ -474,6 +518,8 @@ class TicketBook:
         decision.decision = "DIVERT"
         decision.reasons = reasons
         decision.missing = ticket.missing()
+        if review is not None:
+            _mark_reviewed(decision, review)
         self._emit_decision(decision, ticket, now_ms)
 
     def _emit_decision(self, decision: Decision, ticket: Ticket, now_ms: int) -> None:
@@ -535,6 +581,9 @@ class TicketBook:
             return
         ticket.status = RELEASED if outcome.released else OPEN
         codes: list[str] = [] if outcome.released else list(LEDGER_DIVERT_CODES)
+        last = ticket.reviews[-1] if ticket.reviews else None
+        if not outcome.released and last and last.revision == outcome.revision - 1:
+            last.refused = LEDGER_DIVERT_CODES[0]  # a release by review the ledger refused
         ticket.log_decision("RELEASE" if outcome.released else "DIVERT", codes, now_ms)
         if outcome.released:
             ticket.deadline_ms = 0  # a released ticket's window has nothing left to close
@@ -588,6 +637,123 @@ class TicketBook:
             changed = True
         return changed
 
+    # -- reviews --------------------------------------------------------------------------
+
+    def on_review(self, group: Group, review: Review, arrived_ms: int, now_ms: int) -> bool:
+        """Apply one reviewer's action (docs/contract.md, "Reviews"): emit its result and the
+        decision it makes, or, for a RELEASE, the ledger request that makes it (the ledger
+        gives that result). ``arrived_ms``: when the review arrived. Return whether the group
+        changed (a review of no ticket, or a repeated one, changes nothing)."""
+        self._at = max(arrived_ms, self.floor_ms)
+        tid = review.ticketId
+        ebp = review.ebp_code
+        ticket = group.tickets.get(ebp)
+        if ticket is None:
+            if any(entry.ebp_code == ebp for entry in group.released):
+                detail = f"ticket {tid} was released; only customs' cancel or return apply"
+                self._review_result(review, now_ms, detail, "TICKET_RELEASED")
+            else:
+                detail = f"no ticket {tid}: never seen, or forgotten after its retention"
+                self._review_result(review, now_ms, detail, "UNKNOWN_TICKET")
+            return False
+        done = next((r for r in ticket.reviews if r.review_id == review.reviewId), None)
+        if done is not None:
+            detail = (
+                f"review {review.reviewId} ({done.action} of revision {done.revision} by "
+                f"{done.reviewer}) was handled at {iso_ms(done.at_ms)}; that result stands"
+            )
+            self._review_result(review, now_ms, detail, "DUPLICATE_REVIEW")
+            return False
+        refusal = self._review_refusal(ticket, review)
+        if refusal is not None:
+            code, detail = refusal
+            ticket.log_review(review, code, now_ms)
+            self._review_result(review, now_ms, detail, code)
+            return True
+        ticket.log_review(review, "", now_ms)
+        if review.action == "RELEASE":
+            self._release_by_review(group, ebp, ticket, review, now_ms)
+        else:
+            self._divert_by_review(group, ebp, ticket, review, now_ms)
+        return True
+
+    @staticmethod
+    def _review_refusal(ticket: Ticket, review: Review) -> tuple[ReviewRefusal, str] | None:
+        """Why the ticket refuses the review, if it does (in the contract's order)."""
+        tid, revision = review.ticketId, ticket.revision
+        if ticket.status == RELEASED:
+            return "TICKET_RELEASED", (
+                f"ticket {tid} is released (revision {revision}); only customs' cancel or "
+                "return apply"
+            )
+        if ticket.status == CLOSED:
+            closer = next((r for r in reversed(ticket.reviews) if r.action == "CONFIRM"), None)
+            by = f" by {closer.reviewer} (review {closer.review_id})" if closer else ""
+            return "TICKET_CLOSED", f"ticket {tid} was closed{by}: its divert stands"
+        if review.revision != revision and revision > 0:  # (revision 0: not decided yet)
+            return "STALE_REVISION", (
+                f"the review names revision {review.revision}, but ticket {tid} is at revision "
+                f"{revision} ({_describe(ticket)}): look at it again"
+            )
+        if ticket.diverted() is None:
+            return "NOT_DIVERTED", (
+                f"revision {revision} of ticket {tid} is not a divert ({_describe(ticket)})"
+            )
+        if review.action == "RELEASE" and not ticket.complete():
+            return "INCOMPLETE_TICKET", (
+                f"ticket {tid} has no {', '.join(ticket.missing())}: a release needs all three "
+                "documents (request a correction instead)"
+            )
+        return None
+
+    def _release_by_review(
+        self, group: Group, ebp: str, ticket: Ticket, review: Review, now_ms: int
+    ) -> None:
+        """Override the divert: the release still goes through the buyer ledger."""
+        order, payment, logistics = _decode_all(ticket)
+        evaluation = evaluate(order, payment, logistics, self.rules.limits)
+        ticket.revision += 1
+        decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
+        decision.dutiableValue = evaluation.dutiable_value
+        decision.fullTax = evaluation.full_tax
+        _mark_reviewed(decision, review)
+        self._request_release(ticket, order, decision)
+
+    def _divert_by_review(
+        self, group: Group, ebp: str, ticket: Ticket, review: Review, now_ms: int
+    ) -> None:
+        """CONFIRM (the divert stands, the ticket closes) or REQUEST_CORRECTION (it stays
+        open for corrected documents): a new divert carrying the reviewed one's reasons."""
+        diverted = ticket.diverted()
+        assert diverted is not None  # noqa: S101 - _review_refusal checked it
+        why = (
+            "the divert stands"
+            if review.action == "CONFIRM"
+            else "corrected documents are requested"
+        )
+        reasons = [
+            Reason(_divert_code(code), f"{code} on revision {diverted.revision}: {why}")
+            for code in diverted.reasons
+        ]
+        self._decide_divert(group, ebp, ticket, reasons, now_ms, review)
+        if review.action == "CONFIRM":
+            ticket.status = CLOSED
+            ticket.deadline_ms = 0  # a closed ticket's window has nothing left to close
+        self._review_result(review, now_ms, why, None, "DIVERT", ticket.revision)
+
+    def _review_result(
+        self,
+        review: Review,
+        now_ms: int,
+        detail: str,
+        code: ReviewRefusal | None,
+        decision: Literal["RELEASE", "DIVERT"] | None = None,
+        decision_revision: int | None = None,
+    ) -> None:
+        self.emitted.append(
+            ReviewResult.of(review, iso_ms(now_ms), detail, code, decision, decision_revision)
+        )
+
     def _reject(
         self,
         record: Incoming,
@@ -609,6 +775,27 @@ class TicketBook:
                 now_ms=now_ms,
             )
         )
+
+
+def _mark_reviewed(decision: Decision, review: Review) -> None:
+    decision.reviewId, decision.reviewAction = review.reviewId, review.action
+    decision.reviewedBy, decision.reviewNote = review.reviewer, review.note
+
+
+def _divert_code(code: str) -> DivertCode:
+    assert code in get_args(DivertCode)  # noqa: S101 - logged from a Reason's code
+    return code  # type: ignore[return-value]
+
+
+def _describe(ticket: Ticket) -> str:
+    """A ticket's state, for a reviewer: its current revision's decision or where it is."""
+    if ticket.status == PENDING:
+        return "at the buyer ledger"
+    last = ticket.decisions[-1] if ticket.decisions else None
+    if last is None or last.revision != ticket.revision:
+        return "open, not decided yet"
+    codes = f" {', '.join(last.reasons)}" if last.reasons else ""
+    return f"{last.decision}{codes}"
 
 
 def _digest(guid: str) -> bytes:

@@ -1,6 +1,8 @@
 """The topics sandan reads, writes and owns, and their creation.
 
-Input and output topics are the contract's; internal topics carry the prefix too:
+Input and output topics are the contract's (``cbec.review`` is an input too, applied as it
+comes: a review names the revision it acts on, so it needs no arrival order); internal topics
+carry the prefix too:
 
     {prefix}sandan-repartition   documents whose producer key does not lead to their ticket's
                                  partition, re-keyed by orderNo
@@ -38,6 +40,7 @@ class Topics:
         self.order, self.payment, self.logistics = t("order"), t("payment"), t("logistics")
         self.release, self.divert, self.rejected = t("release"), t("divert"), t("rejected")
         self.receipt = t("receipt")
+        self.review, self.review_result = t("review"), t("review-result")
         self.repartition = t("sandan-repartition")
         self.ledger = t("sandan-ledger")
         self.outcomes = t("sandan-outcomes")
@@ -45,13 +48,13 @@ class Topics:
         self.ledger_changelog = t("sandan-ledger-changelog")
         self.inputs = (self.order, self.payment, self.logistics)
         self.doc_type_of: dict[str, DocType] = dict(zip(self.inputs, INPUT_KINDS, strict=True))
-        self.outputs = (self.release, self.divert, self.rejected, self.receipt)
+        self.outputs = (self.release, self.divert, self.rejected, self.receipt, self.review_result)
         self.internal = (self.repartition, self.ledger, self.outcomes)
         self.changelogs = (self.tickets_changelog, self.ledger_changelog)
-        self.consumed = (*self.inputs, *self.internal)
+        self.consumed = (*self.inputs, self.review, *self.internal)
 
     def all(self) -> tuple[str, ...]:
-        return (*self.inputs, *self.outputs, *self.internal, *self.changelogs)
+        return (*self.inputs, self.review, *self.outputs, *self.internal, *self.changelogs)
 
 
 async def create_topics(settings: Settings) -> list[str]:

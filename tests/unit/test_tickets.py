@@ -229,6 +229,7 @@ class Driver:
                 assert _REQUEST.decode(encoded) == item
                 self.requests.append(encoded)
             else:
+                assert isinstance(item, Decision | KeyedRejection)  # (no reviews here)
                 self.out.append(item)
 
 
