@@ -3,14 +3,16 @@
 What the output topics say about one ticket, for as long as they keep it: each document
 stored (``120`` receipts), returned (``100`` receipts) and rejected (``cbec.rejected``), each
 decision with its revision, reasons and the rules that made it (``cbec.release``,
-``cbec.divert``), and each concluded notice (``399`` receipts), in the order they happened. No
-state store, no worker: an auditor needs only read access to the four output topics.
+``cbec.divert``), each concluded notice (``399`` receipts) and each review's result
+(``cbec.review-result``), in the order they happened. No state store, no worker: an auditor
+needs only read access to the five output topics.
 
-How the records are found: every partition of the four topics is read, read_committed, from
+How the records are found: every partition of the five topics is read, read_committed, from
 its start to the end it had when the audit began. A record is decoded only when its bytes hold
-the ticket's id (decisions, receipts: ``ticketId``) or, for rejections, which carry no ticket
-id, its order number (kept when the rejection names that order and, if it names one, the same
-platform). Personal data is masked in what is printed (:func:`streams.logmask.mask`).
+the ticket's id (decisions, receipts, review results: ``ticketId``) or, for rejections, which
+carry no ticket id, its order number (kept when the rejection names that order and, if it
+names one, the same platform). Personal data is masked in what is printed
+(:func:`streams.logmask.mask`).
 
 :func:`history` is pure: records in, events out.
 """
@@ -41,14 +43,14 @@ __all__ = ("Event", "history", "read_ticket_records", "render_json", "render_tex
 QUIET_SECONDS = 2.0  # nothing came this long while records before the end remain: markers only
 _CHINA = timedelta(hours=8)
 # Within a millisecond: what came in before what it led to.
-_ORDER = {"stored": 0, "returned": 1, "rejected": 1, "decided": 2, "concluded": 3}
+_ORDER = {"stored": 0, "returned": 1, "rejected": 1, "decided": 2, "concluded": 3, "reviewed": 4}
 
 
 class Event(NamedTuple):
     """One thing that happened to the ticket."""
 
     at: str  # ISO-8601 UTC, ms
-    kind: str  # stored, returned, rejected, decided, concluded
+    kind: str  # stored, returned, rejected, decided, concluded, reviewed
     fields: dict[str, Any]
     source: str  # topic/partition/offset of the record that says so
 
@@ -88,6 +90,10 @@ def history(ticket: str, topics: Topics, records: Iterable[Record]) -> list[Even
                 receipt["format"] = "xml" if xml else "json"
                 at = _utc(receipt["returnTime"])
                 events.append(Event(at, kind[receipt["returnStatus"]], receipt, source))
+        elif record.topic == topics.review_result:
+            value = json.loads(record.value)
+            if value.get("ticketId") == ticket:
+                events.append(Event(value["at"], "reviewed", _review(value), source))
     events.sort(key=lambda e: (e.at, _ORDER[e.kind], e.source))
     return events
 
@@ -97,7 +103,14 @@ def _decision(value: dict[str, Any]) -> dict[str, Any]:
     fields = {name: value[name] for name in kept if name in value}
     fields["reasons"] = [reason["code"] for reason in value.get("reasons", ())]
     fields["decidedBy"] = value.get("decidedBy")
+    review = ("reviewId", "reviewAction", "reviewedBy", "reviewNote")
+    fields |= {name: value[name] for name in review if name in value}
     return fields
+
+
+def _review(value: dict[str, Any]) -> dict[str, Any]:
+    kept = ("reviewId", "action", "reviewer", "revision", "result", "code", "detail")
+    return {name: value[name] for name in (*kept, "decision", "decisionRevision")}
 
 
 def _rejection(value: dict[str, Any]) -> dict[str, Any]:
@@ -136,11 +149,22 @@ def _describe(event: Event) -> str:
         if f.get("missing"):
             text += f" (missing {', '.join(f['missing'])})"
         guids = ", ".join(f"{k} {v}" for k, v in f["documents"].items() if v)
-        return (
+        text = (
             f"{text}; documents {guids}; rules {rules.get('rulesVersion')} (window "
             f"{rules.get('windowSeconds')} s, limits {rules.get('singleLimit')} / "
             f"{rules.get('annualLimit')} CNY)"
         )
+        if "reviewAction" in f:
+            text += (
+                f"; by review {f['reviewId']}: {f['reviewAction']} by {f['reviewedBy']}: "
+                f"{f['reviewNote']}"
+            )
+        return text
+    if event.kind == "reviewed":
+        text = f"{f['action']} of revision {f['revision']} by {f['reviewer']} ({f['reviewId']}): "
+        if f["code"]:
+            return text + f"REFUSED {f['code']}: {f['detail']}"
+        return text + f"APPLIED: {f['decision']} revision {f['decisionRevision']}"
     if event.kind == "rejected":
         return f"{f.get('docType')} {f.get('guid')} {f['code']}: {f['detail']}"
     text = f"{f['docType']} {f.get('guid')} -> {f['to']} ({f['format']})"

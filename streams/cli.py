@@ -1,5 +1,5 @@
 """The ``sandan`` command: ``worker``, ``topics``, ``demo``, ``gateway``, ``dashboard``, ``key``,
-``audit``, ``inspect``."""
+``audit``, ``inspect``, ``review``."""
 
 from __future__ import annotations
 
@@ -164,6 +164,58 @@ def _inspect(args: argparse.Namespace) -> None:
     print(text)
 
 
+EXIT_REFUSED, EXIT_PENDING = 1, 3  # sandan review: refused; no result within --wait
+
+
+def _review(args: argparse.Namespace) -> None:
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
+    from schemas.errors import SchemaError  # noqa: PLC0415
+    from streams.review import new_review, submit_review  # noqa: PLC0415
+
+    settings = _settings()
+    _log_to_stderr(settings)
+    try:
+        review = new_review(
+            args.ticket,
+            args.revision,
+            args.action.upper().replace("-", "_"),
+            args.reviewer,
+            args.note,
+            args.review_id,
+            settings.max_document_bytes,
+        )
+    except SchemaError as exc:
+        print(f"sandan: not a review: {exc.detail}", file=sys.stderr)
+        raise SystemExit(2) from None
+    _require_brokers(settings)
+    try:
+        result = submit_review(settings, review, args.wait)
+    except KafkaException as exc:
+        print(f"sandan: the review was not taken: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if result is None:
+        print(
+            f"sandan: review {review.reviewId} is on the review topic; no result within "
+            f"{args.wait:g} s (it comes on the review-result topic once a worker applies it)",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_PENDING)
+    if args.json:
+        import msgspec  # noqa: PLC0415
+
+        print(msgspec.json.encode(result).decode())
+    elif result.code is None:
+        print(
+            f"review {result.reviewId}: APPLIED: {result.decision} revision "
+            f"{result.decisionRevision} of {result.ticketId} ({result.detail})"
+        )
+    else:
+        print(f"review {result.reviewId}: REFUSED {result.code}: {result.detail}")
+    if result.code is not None:
+        raise SystemExit(EXIT_REFUSED)
+
+
 def _key(args: argparse.Namespace) -> None:
     from pathlib import Path  # noqa: PLC0415
 
@@ -245,5 +297,29 @@ def main(argv: list[str] | None = None) -> None:
         "--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)"
     )
     inspect.set_defaults(run=_inspect)
+    review = commands.add_parser(
+        "review",
+        help="act on a diverted ticket (release, confirm, request-correction) and wait for the "
+        "result; exit 0 applied, 1 refused, 3 no result yet",
+    )
+    review.add_argument("ticket", help="the ticket id: {ebpCode}:{orderNo}")
+    review.add_argument(
+        "--revision", type=int, required=True, help="the diverted revision you reviewed"
+    )
+    review.add_argument(
+        "--action",
+        required=True,
+        choices=("release", "confirm", "request-correction"),
+        help="release (override), confirm (the divert stands; closes the ticket), "
+        "request-correction (stays open for corrected documents)",
+    )
+    review.add_argument("--reviewer", required=True, help="who you are (your reviewer id)")
+    review.add_argument("--note", required=True, help="why (1 to 1000 characters)")
+    review.add_argument("--review-id", help="your id for this action (default: a new uuid4)")
+    review.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for the result (default 30)"
+    )
+    review.add_argument("--json", action="store_true", help="print the result record")
+    review.set_defaults(run=_review)
     args = parser.parse_args(argv)
     args.run(args)

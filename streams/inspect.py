@@ -63,6 +63,14 @@ def render_ticket(body: bytes) -> str:
     for d in answer.decisions:
         reasons = f"  {', '.join(d.reasons)}" if d.reasons else ""
         lines.append(f"  revision {d.revision}  {d.decision:<7}  {d.decidedAt}{reasons}")
+    if answer.reviews:
+        lines.append("reviews:")
+    for r in answer.reviews:
+        outcome = f"REFUSED {r.code}" if r.code else r.result
+        lines.append(
+            f"  revision {r.revision}  {r.action:<18}  {r.at}  {outcome}  "
+            f"by {r.reviewer}  ({r.reviewId})"
+        )
     return "\n".join(lines)
 
 

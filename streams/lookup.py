@@ -9,6 +9,7 @@ A ticket's status, from its state::
                                                  a DIVERT; a change may still re-decide it
     held, PENDING                     pending    at the buyer ledger
     held, RELEASED                    released
+    held, CLOSED                      closed     a reviewer confirmed its divert (CONFIRM)
     not held, in the group's Released forgotten  its documents are gone, its release is
                                                  remembered (until the released horizon)
     neither                           unknown    (no answer: a 404)
@@ -37,6 +38,7 @@ from schemas.keys import split_ticket_id, ticket_id
 from streams.ledger import BuyerLedger
 from streams.logmask import mask
 from streams.tickets import (
+    CLOSED,
     DOC_TYPES,
     GUID_DIGEST_BYTES,
     OPEN,
@@ -54,6 +56,7 @@ __all__ = (
     "DocumentVersion",
     "QuotaAnswer",
     "Remembered",
+    "ReviewEntry",
     "TicketAnswer",
     "TicketStatus",
     "china_year",
@@ -66,7 +69,7 @@ __all__ = (
     "ticket_answer",
 )
 
-TicketStatus = Literal["open", "pending", "released", "diverted", "forgotten"]
+TicketStatus = Literal["open", "pending", "released", "diverted", "closed", "forgotten"]
 
 MAX_BUYER_ID = 60
 _YEAR = re.compile("[0-9]{4}")  # ASCII digits only: \d takes full-width ones too
@@ -113,6 +116,19 @@ class DecisionEntry(msgspec.Struct):
     decidedAt: str  # noqa: N815 - ISO-8601 UTC, ms: when the ticket's state took it
 
 
+class ReviewEntry(msgspec.Struct):
+    """One review the ticket got (docs/contract.md, "Reviews"); a repeated reviewId is not
+    logged again."""
+
+    reviewId: str  # noqa: N815
+    action: str  # RELEASE | CONFIRM | REQUEST_CORRECTION
+    reviewer: str
+    revision: int  # the revision it named
+    result: Literal["APPLIED", "REFUSED"]
+    code: str | None  # the refusal's code
+    at: str  # ISO-8601 UTC, ms: when the ticket's state took it
+
+
 class Remembered(msgspec.Struct):
     """What the state remembers of a released ticket, past its documents' retention."""
 
@@ -138,6 +154,7 @@ class TicketAnswer(msgspec.Struct, kw_only=True):
         default_factory=lambda: {kind: [] for kind in DOC_TYPES}
     )
     decisions: list[DecisionEntry] = msgspec.field(default_factory=list)
+    reviews: list[ReviewEntry] = msgspec.field(default_factory=list)
     remembered: Remembered | None = None  # released and forgotten tickets
     partition: int
     servedBy: str  # noqa: N815 - the URL of the worker that answered (the owner)
@@ -289,6 +306,8 @@ def _status(ticket: Ticket) -> TicketStatus:
         return "released"
     if ticket.status == PENDING:
         return "pending"
+    if ticket.status == CLOSED:
+        return "closed"
     return "diverted" if ticket.status == OPEN and ticket.revision > 0 else "open"
 
 
@@ -335,6 +354,18 @@ def ticket_answer(
         decisions=[
             DecisionEntry(d.revision, d.decision, list(d.reasons), iso_ms(d.at_ms))
             for d in ticket.decisions
+        ],
+        reviews=[
+            ReviewEntry(
+                r.review_id,
+                r.action,
+                r.reviewer,
+                r.revision,
+                "REFUSED" if r.refused else "APPLIED",
+                r.refused or None,
+                iso_ms(r.at_ms),
+            )
+            for r in ticket.reviews
         ],
         remembered=remembered if ticket.status == RELEASED else None,
         partition=partition,

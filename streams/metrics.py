@@ -59,7 +59,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from schemas.documents import DocType
-from schemas.outputs import DecisionKind, DivertCode, RejectionCode
+from schemas.outputs import DecisionKind, DivertCode, RejectionCode, ReviewAction
 from schemas.receipts import ReturnStatus
 from streams.settings import Settings
 from streams.tickets import OPEN, PENDING, Group
@@ -314,6 +314,18 @@ class StepMetrics:
             ("result",),
             registry=registry,
         )
+        self.reviews = Counter(
+            "sandan_reviews_total",
+            "Review results committed, by action and result (applied, refused); a record "
+            "that is no review counts as action invalid",
+            ("action", "result"),
+            registry=registry,
+        )
+        self.reviews_forwarded = Counter(
+            "sandan_reviews_forwarded_total",
+            "Reviews that came on another partition than their ticket's, sent on to it",
+            registry=registry,
+        )
         self.transactions = Counter(
             "sandan_transactions_total",
             "Kafka transactions of the steps, by result",
@@ -387,14 +399,19 @@ class StepMetrics:
             children[f"receipt.{status}"] = self.receipts.labels(status)
         for result in LEDGER_RESULTS:
             children[f"ledger.{result}"] = self.ledger.labels(result)
+        for action in (*get_args(ReviewAction), "invalid"):
+            for result in ("applied", "refused"):
+                children[f"review.{action}.{result}"] = self.reviews.labels(action, result)
+        children["review.forwarded"] = self.reviews_forwarded
         for result in ("committed", "aborted"):
             self.transactions.labels(result)
         return children
 
     def fold(self, counts: Mapping[str, int]) -> None:
         """Add a committed step's counts: ``in.{doc_type}.{format}``, ``release``, ``divert``,
-        ``divert.{code}``, ``rejected.{code}``, ``receipt.{status}``, ``ledger.{result}``
-        (other keys are not metrics and are skipped: no label value is ever made up)."""
+        ``divert.{code}``, ``rejected.{code}``, ``receipt.{status}``, ``ledger.{result}``,
+        ``review.{action}.{result}``, ``review.forwarded`` (other keys are not metrics and
+        are skipped: no label value is ever made up)."""
         children = self._by_key
         for key, count in counts.items():
             child = children.get(key)

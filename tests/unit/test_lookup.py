@@ -245,6 +245,7 @@ def test_a_released_ticket_shows_everything_masked_and_its_ledger_decision() -> 
         "decisions": [
             {"revision": 1, "decision": "RELEASE", "reasons": [], "decidedAt": at(T0 + 4000)}
         ],
+        "reviews": [],
         "remembered": {
             "logisticsCode": "31222699S7",
             "logisticsNo": "LND69C6ADD64A44B6E",
@@ -396,6 +397,7 @@ def test_a_released_ticket_past_its_retention_is_forgotten_but_remembered() -> N
         "missing": [],
         "documents": {"order": [], "payment": [], "logistics": []},
         "decisions": [],
+        "reviews": [],
         "remembered": {
             "logisticsCode": "31222699S7",
             "logisticsNo": "LND69C6ADD64A44B6E",

@@ -12,15 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from schemas.errors import SchemaError
 from schemas.keys import murmur2_partition
 from schemas.reviews import decode_review
+from streams.audit import history, render_text
 from streams.engine import Output
+from streams.inspect import render_ticket
+from streams.lookup import ticket_answer
 from streams.pipeline import SandanPipeline
 from streams.records import Record
 from streams.settings import Settings
+from streams.tickets import Group
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 
@@ -435,3 +440,121 @@ def test_decode_review_accepts_a_review() -> None:
     assert (review.ebp_code, review.order_no, review.action) == (EBP, ORDER_NO, "RELEASE")
     with pytest.raises(SchemaError, match="at most 10 are accepted"):
         decode_review(review_bytes(), 10)
+
+
+# -- what a lookup shows ------------------------------------------------------------------------
+
+
+def lookup(h: Harness) -> dict[str, Any]:
+    """``GET /v1/tickets/{id}`` of the ticket, from the committed state."""
+    stored = h.pipeline.tickets.get(HOME, ORDER_NO.encode())
+    group = msgspec.msgpack.decode(stored or b"", type=Group)
+    found = ticket_answer(group, EBP, ORDER_NO, HOME, "http://127.0.0.1:8080")
+    assert found is not None
+    answer: dict[str, Any] = json.loads(msgspec.json.encode(found))
+    return answer
+
+
+def test_a_reviewed_ticket_shows_its_reviews_and_a_confirmed_one_is_closed(
+    harness: Harness,
+) -> None:
+    diverted(harness)
+    harness.review(T0 + 100, action="REQUEST_CORRECTION")
+    found = lookup(harness)
+    assert (found["status"], found["revision"]) == ("diverted", 2)
+    harness.review(T0 + 200, reviewId="R-2", revision=1, action="CONFIRM")  # stale
+    harness.review(T0 + 300, reviewId="R-3", revision=2, action="CONFIRM")
+    found = lookup(harness)
+    assert (found["status"], found["revision"], found["windowClosesAt"]) == ("closed", 3, None)
+    assert found["reviews"] == [
+        {
+            "reviewId": "R-1",
+            "action": "REQUEST_CORRECTION",
+            "reviewer": "officer-7",
+            "revision": 1,
+            "result": "APPLIED",
+            "code": None,
+            "at": iso_ms(T0 + 100),
+        },
+        {
+            "reviewId": "R-2",
+            "action": "CONFIRM",
+            "reviewer": "officer-7",
+            "revision": 1,
+            "result": "REFUSED",
+            "code": "STALE_REVISION",
+            "at": iso_ms(T0 + 200),
+        },
+        {
+            "reviewId": "R-3",
+            "action": "CONFIRM",
+            "reviewer": "officer-7",
+            "revision": 2,
+            "result": "APPLIED",
+            "code": None,
+            "at": iso_ms(T0 + 300),
+        },
+    ]
+    assert [(d["revision"], d["decision"], d["reasons"]) for d in found["decisions"]] == [
+        (1, "DIVERT", ["AMOUNT_MISMATCH"]),
+        (2, "DIVERT", ["AMOUNT_MISMATCH"]),
+        (3, "DIVERT", ["AMOUNT_MISMATCH"]),
+    ]
+
+
+def test_a_release_the_ledger_refused_is_logged_refused(tmp_path: Path) -> None:
+    h = Harness(tmp_path, SANDAN_ANNUAL_LIMIT="600")
+    try:
+        h.ticket(T0, order_no="SO20261124000099")
+        diverted(h, T0 + 10)
+        h.review(T0 + 100)
+        found = lookup(h)
+        assert found["status"] == "diverted"
+        assert [(r["result"], r["code"]) for r in found["reviews"]] == [
+            ("REFUSED", "ANNUAL_LIMIT_EXCEEDED")
+        ]
+    finally:
+        h.close()
+
+
+def test_the_audit_tells_the_reviews_from_the_output_topics(harness: Harness) -> None:
+    outputs = harness.ticket(T0, amountPaid="400.00")
+    outputs += harness.review(T0 + 100, action="REQUEST_CORRECTION", note="请更正")
+    outputs += harness.review(T0 + 200, reviewId="R-2", revision=1)  # stale
+    topics = harness.pipeline.topics
+    records = [
+        Record(o.topic, o.partition or 0, n, T0, o.key, o.value, tuple(o.headers or ()))
+        for n, o in enumerate(outputs)
+        if o.topic in topics.outputs
+    ]
+    events = history(TICKET, topics, records)
+    decided = [e.fields for e in events if e.kind == "decided"]
+    assert [(d["revision"], d.get("reviewAction")) for d in decided] == [
+        (1, None),
+        (2, "REQUEST_CORRECTION"),
+    ]
+    assert decided[1]["reviewedBy"] == "officer-7" and decided[1]["reviewNote"] == "请更正"
+    reviewed = [e for e in events if e.kind == "reviewed"]
+    assert [(e.at, e.fields["result"], e.fields["code"]) for e in reviewed] == [
+        (iso_ms(T0 + 100), "APPLIED", None),
+        (iso_ms(T0 + 200), "REFUSED", "STALE_REVISION"),
+    ]
+    text = render_text(TICKET, events)
+    assert "REQUEST_CORRECTION of revision 1 by officer-7 (R-1): APPLIED: DIVERT revision 2" in text
+    assert "RELEASE of revision 1 by officer-7 (R-2): REFUSED STALE_REVISION: " in text
+    assert "by review R-1: REQUEST_CORRECTION by officer-7: 请更正" in text
+
+
+def test_sandan_inspect_lists_the_reviews(harness: Harness) -> None:
+    diverted(harness)
+    harness.review(T0 + 100, action="CONFIRM")
+    harness.review(T0 + 200, reviewId="R-2", revision=2, action="RELEASE")
+    answer = lookup(harness)
+    lines = render_ticket(json.dumps(answer).encode()).splitlines()
+    assert lines[0].startswith(f"ticket {TICKET}: closed, revision 2")
+    assert lines[-3:] == [
+        "reviews:",
+        f"  revision 1  CONFIRM             {iso_ms(T0 + 100)}  APPLIED  by officer-7  (R-1)",
+        f"  revision 2  RELEASE             {iso_ms(T0 + 200)}  REFUSED TICKET_CLOSED  "
+        "by officer-7  (R-2)",
+    ]

@@ -93,6 +93,10 @@ def test_a_steps_counts_fold_into_the_counters() -> None:
             "receipt.120": 7,
             "receipt.399": 9,
             "ledger.reserved": 2,
+            "review.RELEASE.applied": 2,
+            "review.CONFIRM.refused": 1,
+            "review.invalid.refused": 1,
+            "review.forwarded": 3,
             # not metrics: no label value is made up for them
             "restored": 11,
             "in.order": 6,
@@ -116,6 +120,12 @@ def test_a_steps_counts_fold_into_the_counters() -> None:
         "reserved": 2,
         "replayed": 1,
     }
+    assert {
+        (dict(k[1])["action"], dict(k[1])["result"]): v
+        for k, v in found.items()
+        if k[0] == "sandan_reviews_total" and v
+    } == {("RELEASE", "applied"): 2, ("CONFIRM", "refused"): 1, ("invalid", "refused"): 1}
+    assert value(found, "sandan_reviews_forwarded_total") == 3
     # every label value shows from the start, at 0; nothing else does
     documents = {k[1] for k in found if k[0] == "sandan_documents_total"}
     assert len(documents) == 6
