@@ -648,13 +648,20 @@ class TicketBook:
         tid = review.ticketId
         ebp = review.ebp_code
         ticket = group.tickets.get(ebp)
+        if ticket is None and any(entry.ebp_code == ebp for entry in group.released):
+            detail = f"ticket {tid} was released; only customs' cancel or return apply"
+            self._review_result(review, now_ms, detail, "TICKET_RELEASED")
+            return False
         if ticket is None:
-            if any(entry.ebp_code == ebp for entry in group.released):
-                detail = f"ticket {tid} was released; only customs' cancel or return apply"
-                self._review_result(review, now_ms, detail, "TICKET_RELEASED")
-            else:
-                detail = f"no ticket {tid}: never seen, or forgotten after its retention"
-                self._review_result(review, now_ms, detail, "UNKNOWN_TICKET")
+            detail = f"no ticket {tid}: never seen, or forgotten after its retention"
+            self._review_result(review, now_ms, detail, "UNKNOWN_TICKET")
+            return False
+        if ticket.status == RELEASED:  # settled: nothing about it changes, not even its log
+            detail = (
+                f"ticket {tid} is released (revision {ticket.revision}); only customs' cancel "
+                "or return apply"
+            )
+            self._review_result(review, now_ms, detail, "TICKET_RELEASED")
             return False
         done = next((r for r in ticket.reviews if r.review_id == review.reviewId), None)
         if done is not None:
@@ -679,13 +686,9 @@ class TicketBook:
 
     @staticmethod
     def _review_refusal(ticket: Ticket, review: Review) -> tuple[ReviewRefusal, str] | None:
-        """Why the ticket refuses the review, if it does (in the contract's order)."""
+        """Why the open, pending or closed ticket refuses the review, if it does (in the
+        contract's order)."""
         tid, revision = review.ticketId, ticket.revision
-        if ticket.status == RELEASED:
-            return "TICKET_RELEASED", (
-                f"ticket {tid} is released (revision {revision}); only customs' cancel or "
-                "return apply"
-            )
         if ticket.status == CLOSED:
             closer = next((r for r in reversed(ticket.reviews) if r.action == "CONFIRM"), None)
             by = f" by {closer.reviewer} (review {closer.review_id})" if closer else ""

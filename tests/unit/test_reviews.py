@@ -309,8 +309,7 @@ def test_a_released_ticket_refuses_every_action(harness: Harness) -> None:
         assert body["detail"] == (
             f"ticket {TICKET} is released (revision 1); only customs' cancel or return apply"
         )
-        # The refusal is logged on the ticket (lookups show it): its state is written.
-        assert {o.topic for o in out} == {"cbec.review-result", "cbec.sandan-tickets-changelog"}
+        assert len(out) == 1  # a released ticket's state does not change, not even its log
 
 
 def test_a_review_of_an_undecided_or_pending_ticket_is_refused(tmp_path: Path) -> None:
