@@ -3,13 +3,16 @@
     POST /v1/orders | /v1/payments | /v1/waybills   JSON: one document or an array of 1..100
     POST /v1/messages                               one CEB311/411/511 XML message
     GET  /v1/receipts?cursor=&wait=&limit=          the caller's receipts, long-poll
+    POST /v1/tickets/{ticketId}/review              a reviewer's action, answered with its result
     GET  /healthz   GET /openapi.json   GET /metrics
 
 A POST goes: key (401) -> Content-Type (415) -> size (413) -> parse and validate every
-document (400) -> may the key declare for every sender (403) -> produce and wait for every ack
-(503, else 202). Handlers stay thin: the decisions are in :mod:`gateway.requests` and
-:mod:`gateway.cursor`, the Kafka side in :mod:`gateway.produce` and :mod:`gateway.receipts`.
-Nothing here logs a key, a body or a document's fields.
+document (400) -> may the key declare for every sender (403: the declarer role and the codes)
+-> produce and wait for every ack (503, else 202). A review goes the same way (403: the
+reviewer role), then waits for its result (200, 404 or 409 with the result, 202 pending).
+Handlers stay thin: the decisions are in :mod:`gateway.requests`, :mod:`gateway.cursor` and
+:mod:`gateway.reviews`, the Kafka side in :mod:`gateway.produce`, :mod:`gateway.receipts` and
+:mod:`gateway.reviews`. Nothing here logs a key, a body or a document's fields.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
@@ -43,6 +47,7 @@ from gateway.models import (
     Health,
     ReceiptEntry,
     ReceiptsPage,
+    ReviewPending,
     encode,
 )
 from gateway.openapi import openapi_document
@@ -52,11 +57,14 @@ from gateway.requests import (
     authorize,
     message_doc_type,
     message_root,
+    require_role,
     split_json,
     validate_json,
     validate_nodes,
 )
+from gateway.reviews import ReviewResults, review_of, review_status
 from schemas import ceb_xml
+from schemas.codec import encode_json
 from schemas.documents import DocType
 from schemas.errors import SchemaError
 from streams.settings import Settings
@@ -73,10 +81,13 @@ DOCUMENT_ROUTES: dict[str, DocType] = {
 }
 MESSAGES_ROUTE = "/v1/messages"
 RECEIPTS_ROUTE = "/v1/receipts"
+REVIEW_ROUTE = "/v1/tickets/{ticketId}/review"
+_REVIEW_PATH = re.compile(r"/v1/tickets/[^/]+/review")  # the route's paths (path_safe: %2F kept)
 ROUTES: dict[str, str] = {
     **dict.fromkeys(DOCUMENT_ROUTES, "POST"),
     MESSAGES_ROUTE: "POST",
     RECEIPTS_ROUTE: "GET",
+    REVIEW_ROUTE: "POST",
     "/healthz": "GET",
     "/openapi.json": "GET",
     "/metrics": "GET",
@@ -93,6 +104,7 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 KEYS: web.AppKey[KeyStore] = web.AppKey("keys", KeyStore)
 PRODUCER: web.AppKey[Producer] = web.AppKey("producer", Producer)
 RECEIPTS: web.AppKey[ReceiptReader] = web.AppKey("receipts", ReceiptReader)
+REVIEWS: web.AppKey[ReviewResults] = web.AppKey("reviews", ReviewResults)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 INPUT_TOPICS: web.AppKey[dict[DocType, str]] = web.AppKey("input_topics", dict)
 
@@ -129,7 +141,10 @@ def _route_label(request: web.Request) -> str:
     resource = request.match_info.route.resource
     if resource is not None:
         return resource.canonical
-    return request.path if request.path in ROUTES else UNMATCHED
+    if request.path in ROUTES:  # the method is not allowed on a plain route
+        return request.path
+    # ... or on the review route: its template, never the ticket id.
+    return REVIEW_ROUTE if _REVIEW_PATH.fullmatch(request.rel_url.path_safe) else UNMATCHED
 
 
 @web.middleware
@@ -198,6 +213,7 @@ def _documents_handler(doc_type: DocType) -> Handler:
         body = await _read_body(request)
         settings = request.app[SETTINGS]
         documents = validate_json(doc_type, split_json(body), settings.max_document_bytes)
+        require_role(principal, "declarer", "declare documents")
         authorize(
             principal.name,
             principal.codes,
@@ -234,6 +250,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     except SchemaError as exc:
         raise BadRequestError(exc.detail, "invalid message") from None
     nodes = validate_nodes(message.nodes)
+    require_role(principal, "declarer", "declare documents")
     authorize(principal.name, principal.codes, nodes, cop_code=message.cop_code)
     topic = request.app[INPUT_TOPICS][doc_type]
     first = nodes[0][1]
@@ -269,6 +286,7 @@ async def _receipts(request: web.Request) -> web.StreamResponse:
     limit = _number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     if limit != int(limit):
         raise BadRequestError(f"query parameter limit={limit:g}: expected a whole number")
+    require_role(principal, "declarer", "read receipts")
     page, next_offsets = await request.app[RECEIPTS].read(
         sorted(principal.codes), cursor, int(limit), wait
     )
@@ -286,6 +304,31 @@ def _receipt_entry(content_type: str, value: bytes) -> ReceiptEntry:
         except msgspec.DecodeError:
             log.warning("a receipt that is not JSON is passed on as text")
     return ReceiptEntry(kind, value.decode(errors="replace"))
+
+
+async def _review(request: web.Request) -> web.StreamResponse:
+    principal = _principal(request)
+    _require_content_type(request, JSON_TYPES, "")
+    body = await _read_body(request)
+    settings = request.app[SETTINGS]
+    ticket_id = request.match_info["ticketId"]
+    review = review_of(ticket_id, body, principal.name, settings.max_document_bytes)
+    require_role(principal, "reviewer", "act on tickets")
+    results, producer = request.app[REVIEWS], request.app[PRODUCER]
+    record = OutRecord(
+        results.review_topic, review.order_no.encode(), encode_json(review), [JSON_HEADER]
+    )
+    wait = settings.gateway_review_wait
+    result = await results.submit(
+        review, lambda: producer.send([record]), wait, settings.gateway_ack_timeout
+    )
+    if result is None:
+        detail = (
+            f"no result within {wait:g} s (SANDAN_GATEWAY_REVIEW_WAIT): the review is on "
+            f"{results.review_topic} and will be applied; its result will be on {results.topic}"
+        )
+        return _json(ReviewPending(review.reviewId, "PENDING", detail), 202)
+    return _json(result, review_status(result))
 
 
 async def _healthz(request: web.Request) -> web.StreamResponse:
@@ -316,6 +359,7 @@ def create_app(
     *,
     producer: Producer | None = None,
     receipts: ReceiptReader | None = None,
+    reviews: ReviewResults | None = None,
 ) -> web.Application:
     """The gateway application; its background tasks start and stop with it."""
     app = web.Application(
@@ -334,11 +378,15 @@ def create_app(
     app[RECEIPTS] = receipts or ReceiptReader(
         settings, partition_count, broker_up=lambda: producer.connected
     )
+    app[REVIEWS] = reviews or ReviewResults(
+        settings, partition_count, broker_up=lambda: producer.connected
+    )
     metrics.bind(lambda: float(producer.in_flight_records), lambda: float(producer.connected))
     for path, doc_type in DOCUMENT_ROUTES.items():
         app.router.add_post(path, _documents_handler(doc_type))
     app.router.add_post(MESSAGES_ROUTE, _messages)
     app.router.add_get(RECEIPTS_ROUTE, _receipts, allow_head=False)
+    app.router.add_post(REVIEW_ROUTE, _review)
     app.router.add_get("/healthz", _healthz, allow_head=False)
     app.router.add_get("/openapi.json", _openapi(openapi_document()), allow_head=False)
     app.router.add_get("/metrics", _metrics, allow_head=False)
@@ -348,17 +396,22 @@ def create_app(
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """Start the producer, the keys watcher and the receipt watcher; stop them at cleanup
-    (after the in-flight requests finished): the producer flushes what it holds."""
-    producer, receipts, keys = app[PRODUCER], app[RECEIPTS], app[KEYS]
+    """Start the producer, the keys watcher and the receipt and review result watchers; stop
+    them at cleanup (after the in-flight requests finished): the producer flushes what it
+    holds."""
+    producer, receipts, reviews, keys = app[PRODUCER], app[RECEIPTS], app[REVIEWS], app[KEYS]
     producer.start()
     receipts.start()
+    reviews.start()
     watcher = asyncio.create_task(keys.watch(), name="keys-watcher")
     yield
     watcher.cancel()
+    await reviews.close()
     await receipts.close()
     await producer.close()
 
 
 async def _wake_long_polls(app: web.Application) -> None:
+    """At shutdown: the long-polls answer what they have, the reviews' waits answer pending."""
     app[RECEIPTS].wake_all()
+    app[REVIEWS].wake_all()

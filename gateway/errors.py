@@ -7,6 +7,8 @@ GatewayError                       status, error; ``response_body()`` is the JSO
  │    └── InvalidDocumentsError    400  documents that do not validate, every one listed
  ├── UnauthorizedError             401  missing or unknown key (``WWW-Authenticate: Bearer``)
  ├── ForbiddenError                403  documents of senders the key may not declare for
+ ├── MissingRoleError              403  the key lacks the role the route needs (declarer,
+ │                                      reviewer)
  ├── NotFoundError                 404  no such route
  ├── MethodNotAllowedError         405  the route does not take this method (``Allow``)
  ├── PayloadTooLargeError          413  body over SANDAN_MAX_MESSAGE_BYTES
@@ -39,6 +41,7 @@ __all__ = (
     "GatewayError",
     "InvalidDocumentsError",
     "MethodNotAllowedError",
+    "MissingRoleError",
     "NotFoundError",
     "PayloadTooLargeError",
     "UnauthorizedError",
@@ -125,6 +128,16 @@ class ForbiddenError(GatewayError):
         return ForbiddenBody(self.error, self.detail, self.documents)
 
 
+class MissingRoleError(GatewayError):
+    """The key does not have the role the route needs."""
+
+    status = 403
+    error = "forbidden"
+
+    def __init__(self, key_name: str, role: str, needed_for: str) -> None:
+        super().__init__(f"the key {key_name!r} does not have the role {role} to {needed_for}")
+
+
 class NotFoundError(GatewayError):
     status = 404
     error = "not found"
@@ -158,8 +171,9 @@ class UnavailableError(GatewayError):
     status = 503
     error = "unavailable"
 
-    def __init__(self, reason: str, retry_after: int) -> None:
-        super().__init__(f"{reason}; {RETRY_SAFE}")
+    def __init__(self, reason: str, retry_after: int, retry_safe: str = RETRY_SAFE) -> None:
+        super().__init__(f"{reason}; {retry_safe}")
+        self.reason = reason
         self.retry_after = retry_after
 
     def response_body(self) -> msgspec.Struct:

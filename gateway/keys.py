@@ -2,9 +2,13 @@
 
 The file (``SANDAN_GATEWAY_KEYS``) holds only SHA-256 digests of the keys::
 
-    {"keys": [{"name": "tenpay", "sha256": "<64 hex digits>", "codes": ["4403169D3W"]}]}
+    {"keys": [{"name": "tenpay", "sha256": "<64 hex digits>", "codes": ["4403169D3W"]},
+              {"name": "officer-7", "sha256": "<64 hex digits>", "roles": ["reviewer"]}]}
 
-A key declares for its ``codes`` (enterprise codes). A name may have several keys (rotation).
+A key's ``roles`` say what it may do: ``declarer`` (the default when an entry has no
+``roles``) declares documents for its ``codes`` (enterprise codes, at least one) and reads
+their receipts; ``reviewer`` acts on tickets, as its ``name`` (a reviewer-only key needs no
+codes). A name may have several keys (rotation).
 :func:`authenticate` hashes the presented key and compares the digest with every entry's
 using ``hmac.compare_digest``, without stopping at a match, so the time taken does not depend
 on which entry (if any) matches. :class:`KeyStore` re-reads the file when its stat changes
@@ -26,18 +30,21 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple, get_args
 
 import msgspec
 
 from schemas.errors import SandanError
 
 __all__ = (
+    "DEFAULT_ROLES",
+    "ROLES",
     "KeyEntry",
     "KeyStore",
     "Keyring",
     "KeysFileError",
     "Principal",
+    "Role",
     "add_key",
     "authenticate",
     "digest",
@@ -49,14 +56,25 @@ log = logging.getLogger(__name__)
 RELOAD_INTERVAL = 1.0
 
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=18, pattern=r"^[0-9A-Za-z]+$")]
+Role = Literal["declarer", "reviewer"]
+ROLES: tuple[Role, ...] = get_args(Role)
+DEFAULT_ROLES: tuple[Role, ...] = ("declarer",)
+
+
+def _default_roles() -> list[Role]:
+    return list(DEFAULT_ROLES)
 
 
 class KeyEntry(msgspec.Struct, forbid_unknown_fields=True):
-    """One key of the file: who it is, the digest of the key, the codes it declares for."""
+    """One key of the file: who it is, the digest of the key, the codes it declares for and
+    what it may do."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
-    codes: Annotated[list[Code], msgspec.Meta(min_length=1)]
+    codes: list[Code] = msgspec.field(default_factory=list)  # a declarer needs at least one
+    roles: Annotated[list[Role], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=_default_roles
+    )
 
 
 class KeysFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,10 +92,14 @@ class KeysFileError(SandanError):
 
 
 class Principal(NamedTuple):
-    """Who presented a key: its name and the codes it may declare for."""
+    """Who presented a key: its name, the codes it may declare for and its roles."""
 
     name: str
     codes: frozenset[str]
+    roles: frozenset[Role] = frozenset(DEFAULT_ROLES)
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
 
 
 @dataclass(frozen=True)
@@ -110,7 +132,13 @@ def parse_keys(data: bytes, source: str) -> Keyring:
             )
             raise KeysFileError(msg)
         seen[entry.sha256] = index
-        principal = Principal(entry.name, frozenset(entry.codes))
+        if "declarer" in entry.roles and not entry.codes:
+            msg = (
+                f"{source}: entry {index} ({entry.name!r}): the role declarer needs at least "
+                f"one code (a reviewer-only key needs none) - at `$.keys[{index}].codes`"
+            )
+            raise KeysFileError(msg)
+        principal = Principal(entry.name, frozenset(entry.codes), frozenset(entry.roles))
         entries.append((bytes.fromhex(entry.sha256), principal))
     return Keyring(tuple(entries))
 
@@ -206,16 +234,24 @@ class KeyStore:
             await asyncio.to_thread(self.reload_if_changed)
 
 
-def add_key(path: Path, name: str, codes: Sequence[str]) -> str:
-    """Make a random key for ``name`` and ``codes``, add its digest to the keys file
-    (created if missing; replaced atomically) and return the key."""
+def add_key(
+    path: Path, name: str, codes: Sequence[str], roles: Sequence[str] = DEFAULT_ROLES
+) -> str:
+    """Make a random key for ``name`` with ``codes`` and ``roles``, add its digest to the keys
+    file (created if missing; replaced atomically) and return the key. KeysFileError if the
+    file does not parse or the new entry would not (an unknown role, a declarer without
+    codes)."""
     key = secrets.token_urlsafe(32)
     entries: list[KeyEntry] = []
     if path.exists():
         data = path.read_bytes()
         parse_keys(data, str(path))  # refuse to rewrite a file that does not parse
         entries = _DECODER.decode(data).keys
-    entry = KeyEntry(name=name, sha256=digest(key), codes=list(codes))
+    fields = {"name": name, "sha256": digest(key), "codes": list(codes), "roles": list(roles)}
+    try:
+        entry = msgspec.convert(fields, KeyEntry)
+    except msgspec.ValidationError as exc:
+        raise KeysFileError(f"the new entry for {name!r}: {exc}") from None
     # Validate the new entry as the gateway will read it.
     new = KeysFile(keys=[*entries, entry])
     data = msgspec.json.format(_ENCODER.encode(new), indent=2) + b"\n"

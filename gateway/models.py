@@ -22,6 +22,7 @@ __all__ = (
     "InvalidDocumentsBody",
     "ReceiptEntry",
     "ReceiptsPage",
+    "ReviewPending",
     "UnavailableBody",
     "encode",
 )
@@ -109,6 +110,15 @@ class ReceiptsPage(msgspec.Struct):
 
     receipts: list[ReceiptEntry]
     cursor: str
+
+
+class ReviewPending(msgspec.Struct):
+    """202: the review is on ``cbec.review`` and will be applied; its result did not come
+    within ``SANDAN_GATEWAY_REVIEW_WAIT`` (it will be on ``cbec.review-result``)."""
+
+    reviewId: str  # noqa: N815
+    status: Literal["PENDING"]
+    detail: str
 
 
 class Health(msgspec.Struct, omit_defaults=True):

@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of the gateway (``GET /openapi.json``), built once at start.
 
 Schemas come from the types themselves: the documents' (``Order``, ``Payment``,
-``Logistics``) and the response bodies' (:mod:`gateway.models`) through
-``msgspec.json.schema_components``; amounts (N19,5) are described by a schema hook.
+``Logistics``), the response bodies' (:mod:`gateway.models`) and the review's and its result's
+(:mod:`schemas.reviews`) through ``msgspec.json.schema_components``; amounts (N19,5) are
+described by a schema hook. A review's request body is the record's schema less the fields the
+gateway fills in.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from gateway.models import (
     Health,
     InvalidDocumentsBody,
     ReceiptsPage,
+    ReviewPending,
     UnavailableBody,
 )
+from gateway.reviews import REVIEW_BODY_FIELDS
 from schemas.documents import Logistics, Order, Payment
 from schemas.fields import AMOUNT_TEXT, Amount
+from schemas.reviews import Review, ReviewResult
 
 __all__ = ("openapi_document",)
 
@@ -37,6 +42,9 @@ _BODIES = (
     UnavailableBody,
     ReceiptsPage,
     Health,
+    Review,
+    ReviewResult,
+    ReviewPending,
 )
 
 
@@ -79,7 +87,13 @@ _POST_ERRORS = {
         },
     },
     **_AUTH_ERRORS,
-    "403": _error("documents of senders the key may not declare for", "ForbiddenBody"),
+    "403": {
+        "description": "documents of senders the key may not declare for (ForbiddenBody), or "
+        "a key without the declarer role (ErrorBody)",
+        "content": {
+            "application/json": {"schema": {"anyOf": [_ref("ForbiddenBody"), _ref("ErrorBody")]}}
+        },
+    },
     "405": _error("method not allowed"),
     "413": _error("body over SANDAN_MAX_MESSAGE_BYTES"),
     "415": _error("wrong Content-Type"),
@@ -119,11 +133,89 @@ def _documents_operation(name: str, what: str) -> dict[str, Any]:
     }
 
 
+def _review_body(record: dict[str, Any]) -> dict[str, Any]:
+    """The request body of a review: the record's schema less ``ticketId`` (the path's) and
+    ``reviewer`` (the key's name); ``reviewId`` optional."""
+    return {
+        "title": "ReviewBody",
+        "description": "A reviewer's action on the revision of the ticket they looked at. "
+        "Without reviewId the gateway makes a uuid4; with one, a repeat is refused "
+        "DUPLICATE_REVIEW. No other field (the reviewer is the key's name).",
+        "type": "object",
+        "properties": {
+            name: schema
+            for name, schema in record["properties"].items()
+            if name in REVIEW_BODY_FIELDS
+        },
+        "required": [
+            name for name in record["required"] if name in REVIEW_BODY_FIELDS and name != "reviewId"
+        ],
+        "additionalProperties": False,
+    }
+
+
+def _result(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _content("ReviewResult")}
+
+
+def _review_operation() -> dict[str, Any]:
+    return {
+        "summary": "Act on a diverted ticket as a reviewer (the key needs the reviewer role; "
+        "the reviewer is the key's name): the review goes to cbec.review, and the answer is "
+        "its result from cbec.review-result",
+        "security": [{"bearer": []}],
+        "parameters": [
+            {
+                "name": "ticketId",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "{ebpCode}:{orderNo} (percent-encoded as a path segment)",
+            }
+        ],
+        "requestBody": {"required": True, "content": _content("ReviewBody")},
+        "responses": {
+            "200": _result("APPLIED: the decision it made is decision, decisionRevision"),
+            "202": {
+                "description": "no result within SANDAN_GATEWAY_REVIEW_WAIT: the review is "
+                "on cbec.review and will be applied; its result will be on cbec.review-result",
+                "content": _content("ReviewPending"),
+            },
+            "400": _error(
+                "not JSON, an invalid ticket id, or an invalid review (the detail names the field)"
+            ),
+            **_AUTH_ERRORS,
+            "403": _error("the key does not have the reviewer role; nothing was produced"),
+            "404": {
+                "description": "REFUSED UNKNOWN_TICKET (ReviewResult); or no such route "
+                "(ErrorBody)",
+                "content": {
+                    "application/json": {
+                        "schema": {"anyOf": [_ref("ReviewResult"), _ref("ErrorBody")]}
+                    }
+                },
+            },
+            "405": _error("method not allowed"),
+            "409": _result("REFUSED with any other code: the code and detail say why"),
+            "413": _error("body over SANDAN_MAX_MESSAGE_BYTES"),
+            "415": _error("wrong Content-Type"),
+            "503": {
+                "description": "broker unreachable, no ack in time, too much in flight, or "
+                "the review results cannot be read: nothing is promised, sending the same "
+                "review again with the same reviewId is safe",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": _content("UnavailableBody"),
+            },
+        },
+    }
+
+
 def openapi_document() -> bytes:
     """The OpenAPI document, as JSON bytes."""
     _, components = msgspec.json.schema_components(
         _BODIES, schema_hook=_schema_hook, ref_template=REF
     )
+    components["ReviewBody"] = _review_body(components.pop("Review"))
     xml_body = {"type": "string", "description": "one CEB311, CEB411 or CEB511 message"}
     paths: dict[str, Any] = {
         "/v1/orders": {"post": _documents_operation("Order", "orders (CEB311)")},
@@ -179,11 +271,13 @@ def openapi_document() -> bytes:
                     },
                     "400": _error("malformed cursor or query parameter"),
                     **_AUTH_ERRORS,
+                    "403": _error("the key does not have the declarer role"),
                     "405": _error("method not allowed"),
                     "503": _error("the receipt topic cannot be read now", "UnavailableBody"),
                 },
             }
         },
+        "/v1/tickets/{ticketId}/review": {"post": _review_operation()},
         "/healthz": {
             "get": {
                 "summary": "Whether the producer reaches the broker",

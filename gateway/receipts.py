@@ -9,10 +9,10 @@ consumer that never fetches: the broker answers a connection's requests in order
 on a fetching consumer's connection would wait behind its fetch.
 
 A long-poll (``wait`` > 0) that found nothing does not hold a consumer while it waits: one
-watcher consumer per gateway tails the whole receipt topic from its end and wakes the waiters
-whose codes a new record is keyed by; the waiter then reads again from its cursor. A waiter
-registers before its first read, so a receipt committed between the read and the wait still
-wakes it.
+watcher per gateway (a :class:`~gateway.tail.Tail`) tails the whole receipt topic from its end
+and wakes the waiters whose codes a new record is keyed by; the waiter then reads again from
+its cursor. A waiter registers before its first read, so a receipt committed between the read
+and the wait still wakes it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from gateway.cursor import Seen, select_page, start_offset
-from gateway.errors import GatewayError, UnavailableError
+from gateway.errors import UnavailableError
+from gateway.tail import Tail, new_consumer
 from schemas.keys import murmur2_partition
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
@@ -88,13 +89,20 @@ class ReceiptReader:
         self._offsets: Any = None
         self._offsets_lock = asyncio.Lock()
         self._waiters: dict[bytes, set[_Waiter]] = {}
-        self._watcher: asyncio.Task[None] | None = None
+        self._watcher = Tail(
+            self.topic,
+            lambda: self._new_consumer(fetch_max_wait_ms=500),
+            partition_count,
+            broker_up,
+            self._wake,
+            "long-polls",
+        )
         self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._watcher = asyncio.create_task(self._watch(), name="receipt-watcher")
+        self._watcher.start()
 
     def wake_all(self) -> None:
         """End every long-poll now (shutdown): they answer what they have."""
@@ -105,10 +113,7 @@ class ReceiptReader:
 
     async def close(self) -> None:
         self.wake_all()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await self._watcher.close()
         for consumer in [*self._all, self._offsets]:
             if consumer is not None:
                 with contextlib.suppress(KafkaError, OSError):
@@ -117,19 +122,15 @@ class ReceiptReader:
         self._offsets = None
 
     def _new_consumer(self, fetch_max_wait_ms: int = 10) -> Any:
-        return self._factory(
-            bootstrap_servers=self._settings.brokers,
-            client_id="sandan-gateway-receipts",
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
+        return new_consumer(
+            self._settings,
+            "sandan-gateway-receipts",
+            self._factory,
+            self._security,
             # A page stops once it reached the end; a short fetch wait keeps the fetch the
             # consumer leaves in flight from delaying its next page.
             fetch_max_wait_ms=fetch_max_wait_ms,
             max_partition_fetch_bytes=max(self._settings.max_message_bytes, 1024 * 1024) * 2,
-            request_timeout_ms=10_000,
-            **self._security,
         )
 
     # -- reading ---------------------------------------------------------------------------
@@ -280,44 +281,7 @@ class ReceiptReader:
 
     # -- the watcher ----------------------------------------------------------------------
 
-    async def _watch(self) -> None:
-        """Tail the receipt topic and wake the waiters of each new record's key.
-
-        While the producer finds the broker unreachable the watcher closes its consumer (an
-        aiokafka consumer fetching from a broker that is down retries without pause: aiokafka
-        issue #496) and resumes where it was when the broker is back.
-        """
-        positions: dict[int, int] = {}
-        while True:
-            if not self._broker_up():
-                await asyncio.sleep(1.0)
-                continue
-            consumer = self._new_consumer(fetch_max_wait_ms=500)
-            try:
-                await consumer.start()
-                async with asyncio.timeout(10.0):
-                    count = await self._partition_count(self.topic)
-                tps = [TopicPartition(self.topic, partition) for partition in range(count)]
-                consumer.assign(tps)
-                for tp in tps:
-                    if tp.partition in positions:
-                        consumer.seek(tp, positions[tp.partition])
-                if fresh := [tp for tp in tps if tp.partition not in positions]:
-                    await consumer.seek_to_end(*fresh)
-                log.info("watching %s (%d partitions) for long-polls", self.topic, count)
-                while self._broker_up():
-                    batch = await consumer.getmany(timeout_ms=1000)
-                    for tp, records in batch.items():
-                        for record in records:
-                            for waiter in self._waiters.get(record.key, ()):
-                                waiter.event.set()
-                        positions[tp.partition] = records[-1].offset + 1
-                log.info("receipt watcher paused: the broker is unreachable")
-            except GatewayError as exc:  # no producer metadata yet (broker down at start)
-                log.info("receipt watcher waiting for the broker: %s", exc.detail)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("receipt watcher: %s; retrying", type(exc).__name__)
-            finally:
-                with contextlib.suppress(KafkaError, OSError):
-                    await consumer.stop()
-            await asyncio.sleep(1.0)
+    def _wake(self, record: Any) -> None:
+        """The watcher's callback: wake the waiters of a new record's key."""
+        for waiter in self._waiters.get(record.key, ()):
+            waiter.event.set()

@@ -6,7 +6,8 @@ gets produced) and every element is decoded with the worker's own decoder, so a 
 gateway accepts is one intake accepts. An XML body (``/v1/messages``) is one CEB message; its
 root element picks the topic. A request with any invalid document is refused whole, listing
 every invalid one; a request with any document of a sender the key may not declare for is
-refused whole, listing those.
+refused whole, listing those. A key without the role a route needs is refused (403) after
+its request validated.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import NamedTuple, Protocol
 
 import msgspec
 
-from gateway.errors import BadRequestError, ForbiddenError, InvalidDocumentsError
+from gateway.errors import (
+    BadRequestError,
+    ForbiddenError,
+    InvalidDocumentsError,
+    MissingRoleError,
+)
+from gateway.keys import Principal, Role
 from gateway.models import ForbiddenDocument, InvalidDocument
 from schemas.codec import decode_document
 from schemas.documents import DocType, Document
@@ -32,6 +39,7 @@ __all__ = (
     "invalid_document",
     "message_doc_type",
     "message_root",
+    "require_role",
     "split_json",
     "validate_json",
     "validate_nodes",
@@ -179,6 +187,13 @@ def authorize(
     ]
     if refused:
         raise ForbiddenError(key_name, refused)
+
+
+def require_role(principal: Principal, role: Role, needed_for: str) -> None:
+    """Raise MissingRoleError (403) unless the key has ``role`` (``needed_for``: what the
+    route does, for the detail)."""
+    if not principal.has(role):
+        raise MissingRoleError(principal.name, role, needed_for)
 
 
 def message_root(body: bytes) -> str | None:

@@ -234,6 +234,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gateway_port: int = 8080
     gateway_keys: Path = Path("keys.json")
     gateway_ack_timeout: float = 10.0
+    gateway_review_wait: float = 10.0
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
@@ -368,6 +369,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "gateway_port": _port,
     "gateway_keys": Path,
     "gateway_ack_timeout": parse_duration,
+    "gateway_review_wait": parse_duration,
     "kafka_security_protocol": _one_of(get_args(SecurityProtocol)),
     "kafka_ssl_cafile": _file,
     "kafka_ssl_certfile": _file,
@@ -422,6 +424,10 @@ SETTINGS_HELP = {
     "SANDAN_GATEWAY_PORT": ("8080", "port of the HTTP gateway"),
     "SANDAN_GATEWAY_KEYS": ("keys.json", "the gateway's API keys file (reloaded on change)"),
     "SANDAN_GATEWAY_ACK_TIMEOUT": ("10s", "longest wait for the broker's ack before a 503"),
+    "SANDAN_GATEWAY_REVIEW_WAIT": (
+        "10s",
+        "longest wait for a review's result before the gateway answers 202 PENDING",
+    ),
     "SANDAN_KAFKA_SECURITY_PROTOCOL": (
         "PLAINTEXT",
         "how clients talk to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",

@@ -212,6 +212,7 @@ def test_refused_requests_produce_nothing(gateways: Gateways) -> None:
     assert spec["openapi"] == "3.1.0"
     assert set(spec["paths"]) == document_routes | {
         "/v1/receipts",
+        "/v1/tickets/{ticketId}/review",
         "/healthz",
         "/openapi.json",
         "/metrics",

@@ -1,15 +1,19 @@
 """The gateway's HTTP layer (gateway.app) over a real socket, with the Kafka side replaced by
 in-memory stand-ins: the order of the checks, every status and its body and headers, metrics
-labels and the OpenAPI document. The real producer and readers are tested on the broker in
-tests/integration/test_gateway.py."""
+labels and the OpenAPI document. Reviews wait for their results in the real
+gateway.reviews.ReviewResults, with the tail's consumer replaced by a stand-in worker that
+answers from inside the produce. The real producer and readers are tested on the broker in
+tests/integration/test_gateway.py and tests/integration/test_gateway_review.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import msgspec
 import pytest
@@ -22,11 +26,19 @@ from gateway.errors import UnavailableError
 from gateway.keys import KeyStore, add_key
 from gateway.produce import Acked, OutRecord, Producer
 from gateway.receipts import ReceiptReader
+from gateway.reviews import ReviewResults
 from schemas.ceb_xml import encode_message
+from schemas.codec import encode_json
+from schemas.reviews import ReviewRefusal, ReviewResult, decode_review
 from streams.settings import Settings
 from tests.factories import as_bytes, order, order_dict, payment_dict
 
-SETTINGS = Settings(topic_prefix="t.", max_message_bytes=64 * 1024)
+SETTINGS = Settings(
+    topic_prefix="t.",
+    max_message_bytes=64 * 1024,
+    gateway_review_wait=0.3,
+    gateway_ack_timeout=0.3,
+)
 JSON = {"Content-Type": "application/json"}
 XML = {"Content-Type": "application/xml"}
 
@@ -39,6 +51,7 @@ class FakeProducer(Producer):
         self.sent: list[OutRecord] = []
         self.fail: UnavailableError | None = None
         self.connected = True
+        self.on_review: Callable[[OutRecord], None] | None = None  # a worker, if any
 
     def start(self) -> None:
         pass
@@ -53,6 +66,8 @@ class FakeProducer(Producer):
         for record in records:
             acked.append(Acked(record.topic, 1, len(self.sent)))
             self.sent.append(record)
+            if record.topic == "t.review" and self.on_review is not None:
+                self.on_review(record)  # the result comes before the ack returns
         return acked
 
     async def partition_count(self, topic: str) -> int:
@@ -81,12 +96,40 @@ class FakeReceipts(ReceiptReader):
         return page, {**cursor, 1: 7}
 
 
+class FakeReviews(ReviewResults):
+    """The real waiting; the tail is ready at once and reads nothing."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, FakeProducer().partition_count)
+
+    def start(self) -> None:
+        self.tail.ready.set()
+
+    async def close(self) -> None:
+        self.wake_all()
+
+    def answer(
+        self,
+        record: OutRecord,
+        code: ReviewRefusal | None = None,
+        detail: str = "released",
+    ) -> None:
+        """What a worker puts on cbec.review-result for the review in ``record``."""
+        review = decode_review(record.value, 64 * 1024)
+        decision: Literal["RELEASE"] | None = None if code else "RELEASE"
+        result = ReviewResult.of(
+            review, "2026-12-03T09:00:00.000Z", detail, code, decision, 2 if decision else None
+        )
+        self.on_record(SimpleNamespace(value=encode_json(result), partition=0, offset=0))
+
+
 class Gateway:
     def __init__(self, client: ClientSession, base: str, producer: FakeProducer) -> None:
         self.client = client
         self.base = base
         self.producer = producer
         self.receipts: FakeReceipts
+        self.reviews: FakeReviews
 
     async def request(
         self, method: str, path: str, *, key: str | None = None, **kwargs: Any
@@ -106,22 +149,29 @@ class Gateway:
 KEYS: dict[str, str] = {}
 
 
-def run_gateway(tmp_path: Path, test: Callable[[Gateway], Awaitable[None]]) -> None:
+def run_gateway(
+    tmp_path: Path, test: Callable[[Gateway], Awaitable[None]], settings: Settings = SETTINGS
+) -> None:
     path = tmp_path / "keys.json"
     if not path.exists():
         KEYS["platform"] = add_key(path, "platform", ["3301980ABC"])
         KEYS["pay"] = add_key(path, "pay", ["4403169D3W"])
+        KEYS["officer"] = add_key(path, "officer-7", [], roles=["reviewer"])
 
     async def main() -> None:
         producer = FakeProducer()
         receipts = FakeReceipts()
-        app = create_app(SETTINGS, KeyStore.load(path), producer=producer, receipts=receipts)
+        reviews = FakeReviews(settings)
+        app = create_app(
+            settings, KeyStore.load(path), producer=producer, receipts=receipts, reviews=reviews
+        )
         server = TestServer(app)
         await server.start_server()
         try:
             async with ClientSession() as client:
                 gateway = Gateway(client, str(server.make_url("")).rstrip("/"), producer)
                 gateway.receipts = receipts
+                gateway.reviews = reviews
                 await test(gateway)
         finally:
             await server.close()
@@ -434,6 +484,26 @@ def test_openapi_lists_every_route(tmp_path: Path) -> None:
         }
         statuses = set(document["paths"]["/v1/orders"]["post"]["responses"])
         assert statuses == {"202", "400", "401", "403", "405", "413", "415", "503"}
+        review = document["paths"]["/v1/tickets/{ticketId}/review"]["post"]
+        assert set(review["responses"]) == {
+            *("200", "202", "400", "401", "403", "404", "405", "409", "413", "415", "503")
+        }
+        assert review["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ReviewBody"
+        }
+        body = schemas["ReviewBody"]
+        assert (body["required"], body["additionalProperties"]) == (
+            ["revision", "action", "note"],
+            False,
+        )
+        assert body["properties"] == {
+            "reviewId": {"type": "string", "maxLength": 64, "minLength": 1, "pattern": "^[!-~]+$"},
+            "revision": {"type": "integer", "minimum": 1},
+            "action": {"enum": ["CONFIRM", "RELEASE", "REQUEST_CORRECTION"]},
+            "note": {"type": "string", "maxLength": 1000, "minLength": 1},
+        }
+        assert {"ReviewResult", "ReviewPending"} <= set(schemas)
+        assert "Review" not in schemas  # the record: the gateway fills in ticketId and reviewer
         msgspec.json.decode(msgspec.json.encode(document))
 
     run_gateway(tmp_path, test)
@@ -453,5 +523,338 @@ def test_an_unexpected_error_is_a_json_500(tmp_path: Path, monkeypatch: pytest.M
             500,
             {"error": "internal error", "detail": "the gateway failed; see its log"},
         )
+
+    run_gateway(tmp_path, test)
+
+
+# -- reviews -----------------------------------------------------------------------------------
+
+TICKET = "3301980ABC:SO-1"
+REVIEW_PATH = f"/v1/tickets/{TICKET}/review"
+
+
+def review_body(**fields: Any) -> bytes:
+    body = {"revision": 1, "action": "RELEASE", "note": "paid in full, checked", **fields}
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+def test_a_review_is_produced_and_answered_with_its_result(tmp_path: Path) -> None:
+    async def test(gw: Gateway) -> None:
+        answers: list[tuple[ReviewRefusal | None, str]] = [
+            (None, "released"),
+            ("STALE_REVISION", "the review names revision 1, but ..."),
+            ("UNKNOWN_TICKET", "no ticket 3301980ABC:SO/2: never seen"),
+        ]
+        gw.producer.on_review = lambda record: gw.reviews.answer(record, *answers.pop(0))
+        status, body, _ = await gw.request(
+            "POST", REVIEW_PATH, key=KEYS["officer"], data=review_body(reviewId="R-1"), headers=JSON
+        )
+        assert (status, body) == (
+            200,
+            {
+                "reviewId": "R-1",
+                "ticketId": TICKET,
+                "revision": 1,
+                "action": "RELEASE",
+                "reviewer": "officer-7",
+                "result": "APPLIED",
+                "code": None,
+                "detail": "released",
+                "decision": "RELEASE",
+                "decisionRevision": 2,
+                "at": "2026-12-03T09:00:00.000Z",
+            },
+        )
+        (record,) = gw.producer.sent
+        assert (record.topic, record.key, record.headers) == (
+            "t.review",
+            b"SO-1",
+            [("content-type", b"application/json")],
+        )
+        assert json.loads(record.value) == {
+            "reviewId": "R-1",
+            "ticketId": TICKET,
+            "revision": 1,
+            "action": "RELEASE",
+            "reviewer": "officer-7",  # the key's name
+            "note": "paid in full, checked",
+        }
+        # No reviewId: a fresh uuid4. Refused: 409 with the result.
+        status, body, _ = await gw.request(
+            "POST", REVIEW_PATH, key=KEYS["officer"], data=review_body(), headers=JSON
+        )
+        assert (status, body["result"], body["code"]) == (409, "REFUSED", "STALE_REVISION")
+        assert (body["decision"], body["decisionRevision"]) == (None, None)
+        produced = json.loads(gw.producer.sent[-1].value)
+        assert uuid.UUID(produced["reviewId"]).version == 4
+        assert body["reviewId"] == produced["reviewId"]
+        # UNKNOWN_TICKET: 404 with the result; an orderNo with a slash, percent-encoded.
+        status, body, _ = await gw.request(
+            "POST",
+            "/v1/tickets/3301980ABC:SO%2F2/review",
+            key=KEYS["officer"],
+            data=review_body(action="CONFIRM"),
+            headers=JSON,
+        )
+        assert (status, body["code"], body["ticketId"]) == (
+            404,
+            "UNKNOWN_TICKET",
+            "3301980ABC:SO/2",
+        )
+        assert gw.producer.sent[-1].key == b"SO/2"
+        assert gw.reviews.waiting == 0
+
+    run_gateway(tmp_path, test)
+
+
+def test_review_checks_run_in_order_and_a_refused_review_produces_nothing(tmp_path: Path) -> None:
+    async def post(
+        gw: Gateway, data: bytes, key: str | None = None, path: str = REVIEW_PATH
+    ) -> tuple[int, Any]:
+        status, body, _ = await gw.request(
+            "POST", path, key=KEYS["officer"] if key is None else key, data=data, headers=JSON
+        )
+        return status, body
+
+    async def test(gw: Gateway) -> None:
+        status, body, _ = await gw.request("POST", REVIEW_PATH, data=b"x", headers=XML)
+        assert (status, body["error"]) == (401, "unauthorized")
+        status, body, _ = await gw.request(
+            "POST", REVIEW_PATH, key=KEYS["officer"], data=review_body(), headers=XML
+        )
+        assert (status, body) == (
+            415,
+            {
+                "error": "unsupported media type",
+                "detail": "Content-Type application/xml is not accepted here: expected "
+                "application/json",
+            },
+        )
+        status, body = await post(gw, b" " * (64 * 1024 + 1))
+        assert (status, body["error"]) == (413, "payload too large")
+        invalid = [
+            (
+                review_body(),
+                "/v1/tickets/no-colon/review",
+                "invalid ticket id",
+                "not a ticket id: 'no-colon' (expected {ebpCode}:{orderNo})",
+            ),
+            (b"{", REVIEW_PATH, "not JSON", "the body is not JSON: Input data was truncated"),
+            (
+                b"[]",
+                REVIEW_PATH,
+                "invalid review",
+                "the body is not a review: Expected `object`, got `array`",
+            ),
+            (
+                review_body(reviewer="someone else"),
+                REVIEW_PATH,
+                "invalid review",
+                "unknown field `reviewer`: a review holds revision, action, note and optionally "
+                "reviewId (the ticket is the path's, the reviewer the key's name)",
+            ),
+            (
+                review_body(action="APPROVE"),
+                REVIEW_PATH,
+                "invalid review",
+                "Invalid enum value 'APPROVE' - at `$.action`",
+            ),
+            (
+                review_body(revision=0),
+                REVIEW_PATH,
+                "invalid review",
+                "Expected `int` >= 1 - at `$.revision`",
+            ),
+            (
+                review_body(note="x" * 1001),
+                REVIEW_PATH,
+                "invalid review",
+                "Expected `str` of length <= 1000 - at `$.note`",
+            ),
+            (
+                review_body(reviewId="has space"),
+                REVIEW_PATH,
+                "invalid review",
+                "Expected `str` matching regex '^[!-~]+$' - at `$.reviewId`",
+            ),
+            (
+                b'{"revision": 1, "action": "CONFIRM"}',
+                REVIEW_PATH,
+                "invalid review",
+                "Object missing required field `note`",
+            ),
+        ]
+        for data, path, error, detail in invalid:
+            # 400 before 403: a declarer's invalid review is a 400 too.
+            for key in (KEYS["officer"], KEYS["platform"]):
+                assert await post(gw, data, key, path) == (
+                    400,
+                    {"error": error, "detail": detail},
+                ), data
+        status, body = await post(gw, review_body(), KEYS["platform"])
+        assert (status, body) == (
+            403,
+            {
+                "error": "forbidden",
+                "detail": "the key 'platform' does not have the role reviewer to act on tickets",
+            },
+        )
+        assert gw.producer.sent == []
+        assert gw.reviews.waiting == 0
+
+    run_gateway(tmp_path, test)
+
+
+def test_a_review_without_a_result_in_time_is_202_pending(tmp_path: Path) -> None:
+    async def test(gw: Gateway) -> None:
+        status, body, _ = await gw.request(
+            "POST", REVIEW_PATH, key=KEYS["officer"], data=review_body(reviewId="R-9"), headers=JSON
+        )
+        assert (status, body) == (
+            202,
+            {
+                "reviewId": "R-9",
+                "status": "PENDING",
+                "detail": "no result within 0.3 s (SANDAN_GATEWAY_REVIEW_WAIT): the review is "
+                "on t.review and will be applied; its result will be on t.review-result",
+            },
+        )
+        assert len(gw.producer.sent) == 1
+        assert gw.reviews.waiting == 0
+
+    run_gateway(tmp_path, test)
+
+
+def test_a_shutdown_answers_the_waiting_reviews_pending(tmp_path: Path) -> None:
+    async def test(gw: Gateway) -> None:
+        produced = asyncio.Event()
+        gw.producer.on_review = lambda record: produced.set()
+        request = asyncio.ensure_future(
+            gw.request("POST", REVIEW_PATH, key=KEYS["officer"], data=review_body(), headers=JSON)
+        )
+        async with asyncio.timeout(5):
+            await produced.wait()
+            assert gw.reviews.waiting == 1
+            gw.reviews.wake_all()
+            status, body, _ = await request
+        assert (status, body["status"]) == (202, "PENDING")
+
+    run_gateway(tmp_path, test, msgspec.structs.replace(SETTINGS, gateway_review_wait=60.0))
+
+
+def test_concurrent_requests_of_one_review_get_its_first_result(tmp_path: Path) -> None:
+    async def test(gw: Gateway) -> None:
+        held: list[OutRecord] = []
+
+        def worker(record: OutRecord) -> None:
+            held.append(record)
+            if len(held) == 2:  # both requests wait: the first review's result, then the second's
+                gw.reviews.answer(held[0])
+                gw.reviews.answer(held[1], "DUPLICATE_REVIEW", "review R-2 was handled")
+
+        gw.producer.on_review = worker
+        replies = await asyncio.gather(
+            *(
+                gw.request(
+                    "POST",
+                    REVIEW_PATH,
+                    key=KEYS["officer"],
+                    data=review_body(reviewId="R-2"),
+                    headers=JSON,
+                )
+                for _ in range(2)
+            )
+        )
+        assert [(status, body["result"]) for status, body, _ in replies] == [(200, "APPLIED")] * 2
+        assert gw.reviews.waiting == 0
+
+    run_gateway(tmp_path, test)
+
+
+def test_a_review_the_broker_cannot_take_is_503(tmp_path: Path) -> None:
+    async def test(gw: Gateway) -> None:
+        gw.producer.fail = UnavailableError("the broker is unreachable (refused)", 5)
+        status, body, headers = await gw.request(
+            "POST", REVIEW_PATH, key=KEYS["officer"], data=review_body(), headers=JSON
+        )
+        assert (status, headers["Retry-After"]) == (503, "5")
+        assert body == {
+            "error": "unavailable",
+            "detail": "the broker is unreachable (refused); sending the same review again with "
+            "the same reviewId is safe: a ticket applies a review id once",
+            "retryAfter": 5,
+            "retrySafe": True,
+        }
+        assert gw.reviews.waiting == 0
+        gw.producer.fail = None
+        gw.reviews.tail.ready.clear()  # the results' tail has not reached the broker
+        status, body, _ = await gw.request(
+            "POST", REVIEW_PATH, key=KEYS["officer"], data=review_body(), headers=JSON
+        )
+        assert (status, body["detail"].split(";")[0]) == (
+            503,
+            "the review results cannot be read now (t.review-result)",
+        )
+        assert gw.producer.sent == []
+
+    run_gateway(tmp_path, test)
+
+
+def test_roles_the_declaring_routes_need(tmp_path: Path) -> None:
+    async def test(gw: Gateway) -> None:
+        status, body, _ = await gw.request(
+            "POST", "/v1/orders", key=KEYS["officer"], data=as_bytes(order_dict()), headers=JSON
+        )
+        assert (status, body) == (
+            403,
+            {
+                "error": "forbidden",
+                "detail": "the key 'officer-7' does not have the role declarer to declare "
+                "documents",
+            },
+        )
+        xml = encode_message("order", [order()], cop_code="3301980ABC")
+        status, _, _ = await gw.request(
+            "POST", "/v1/messages", key=KEYS["officer"], data=xml, headers=XML
+        )
+        assert status == 403
+        status, body, _ = await gw.request("GET", "/v1/receipts", key=KEYS["officer"])
+        assert (status, body["detail"]) == (
+            403,
+            "the key 'officer-7' does not have the role declarer to read receipts",
+        )
+        assert gw.producer.sent == []
+        assert gw.receipts.calls == []
+
+    run_gateway(tmp_path, test)
+
+
+def test_the_review_route_counts_by_its_template(tmp_path: Path) -> None:
+    async def test(gw: Gateway) -> None:
+        gw.producer.on_review = gw.reviews.answer
+        for n in range(3):
+            path = f"/v1/tickets/3301980ABC:SECRET-{n}/review"
+            status, _, _ = await gw.request(
+                "POST", path, key=KEYS["officer"], data=review_body(), headers=JSON
+            )
+            assert status == 200
+        status, body, headers = await gw.request("GET", "/v1/tickets/3301980ABC:SECRET-9/review")
+        assert (status, headers["Allow"]) == (405, "POST")
+        assert body == {
+            "error": "method not allowed",
+            "detail": "GET is not allowed here; allowed: POST",
+        }
+        _, text, _ = await gw.request("GET", "/metrics")
+        lines = set(text.splitlines())
+        route = "/v1/tickets/{ticketId}/review"
+        assert (
+            f'sandan_gateway_requests_total{{method="POST",route="{route}",status="200"}} 3.0'
+            in lines
+        )
+        assert (
+            f'sandan_gateway_requests_total{{method="GET",route="{route}",status="405"}} 1.0'
+            in lines
+        )
+        assert "SECRET" not in text
 
     run_gateway(tmp_path, test)

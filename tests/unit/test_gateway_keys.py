@@ -50,6 +50,27 @@ def test_a_key_is_found_by_its_digest():
     assert authenticate(Keyring(), "key-a") is None
 
 
+def test_roles_default_to_declarer_and_a_reviewer_needs_no_codes():
+    keyring = parse_keys(
+        keys_file(
+            entry("tenpay", DIGEST_A, "4403169D3W"),  # a file of before roles: declarers
+            {"name": "officer-7", "sha256": DIGEST_B, "roles": ["reviewer"]},
+            {"name": "lead", "sha256": digest("key-c"), "codes": [], "roles": ["reviewer"]},
+            entry("both", digest("key-d"), "A") | {"roles": ["declarer", "reviewer"]},
+        ),
+        "keys.json",
+    )
+    tenpay = authenticate(keyring, "key-a")
+    assert tenpay == Principal("tenpay", frozenset({"4403169D3W"}), frozenset({"declarer"}))
+    assert tenpay.has("declarer") and not tenpay.has("reviewer")
+    officer = authenticate(keyring, "key-b")
+    assert officer == Principal("officer-7", frozenset(), frozenset({"reviewer"}))
+    assert officer.has("reviewer") and not officer.has("declarer")
+    assert authenticate(keyring, "key-c") == Principal("lead", frozenset(), frozenset({"reviewer"}))
+    both = authenticate(keyring, "key-d")
+    assert both is not None and both.roles == {"declarer", "reviewer"}
+
+
 def test_a_name_may_have_two_keys_for_rotation():
     keyring = parse_keys(keys_file(entry("sf", DIGEST_A, "A"), entry("sf", DIGEST_B, "A")), "k")
     assert authenticate(keyring, "key-a") == authenticate(keyring, "key-b")
@@ -88,7 +109,24 @@ def test_every_entry_is_compared_whichever_matches(monkeypatch: pytest.MonkeyPat
         ),
         (
             keys_file(entry("tenpay", DIGEST_A)),
-            "keys.json: entry 0 ('tenpay'): Expected `array` of length >= 1 - at `$.keys[0].codes`",
+            "keys.json: entry 0 ('tenpay'): the role declarer needs at least one code (a "
+            "reviewer-only key needs none) - at `$.keys[0].codes`",
+        ),
+        (
+            keys_file(
+                entry("ok", DIGEST_A, "A"),
+                {"name": "both", "sha256": DIGEST_B, "roles": ["reviewer", "declarer"]},
+            ),
+            "keys.json: entry 1 ('both'): the role declarer needs at least one code (a "
+            "reviewer-only key needs none) - at `$.keys[1].codes`",
+        ),
+        (
+            keys_file(entry("boss", DIGEST_A, "A") | {"roles": ["admin"]}),
+            "keys.json: entry 0 ('boss'): Invalid enum value 'admin' - at `$.keys[0].roles[0]`",
+        ),
+        (
+            keys_file(entry("none", DIGEST_A, "A") | {"roles": []}),
+            "keys.json: entry 0 ('none'): Expected `array` of length >= 1 - at `$.keys[0].roles`",
         ),
         (
             keys_file(entry("tenpay", DIGEST_A, "A B")),
@@ -178,6 +216,40 @@ def test_add_key_refuses_a_broken_file_and_a_bad_code(tmp_path: Path) -> None:
     with pytest.raises(KeysFileError, match="the new entry for 'a'"):
         add_key(path, "a", ["not a code"])
     assert not path.exists()
+
+
+def test_add_key_with_roles(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_bytes(keys_file(entry("tenpay", DIGEST_A, "4403169D3W")))  # no roles: declarer
+    officer = add_key(path, "officer-7", [], roles=["reviewer"])
+    both = add_key(path, "lead", ["3301980ABC"], roles=("declarer", "reviewer"))
+    store = KeyStore.load(path)
+    assert store.authenticate("key-a") == Principal("tenpay", frozenset({"4403169D3W"}))
+    assert store.authenticate(officer) == Principal(
+        "officer-7", frozenset(), frozenset({"reviewer"})
+    )
+    assert store.authenticate(both) == Principal(
+        "lead", frozenset({"3301980ABC"}), frozenset({"declarer", "reviewer"})
+    )
+    written = json.loads(path.read_bytes())["keys"]
+    assert [(e["name"], e["codes"], e["roles"]) for e in written] == [
+        ("tenpay", ["4403169D3W"], ["declarer"]),
+        ("officer-7", [], ["reviewer"]),
+        ("lead", ["3301980ABC"], ["declarer", "reviewer"]),
+    ]
+    before = path.read_bytes()
+    with pytest.raises(KeysFileError) as info:
+        add_key(path, "boss", ["A"], roles=["admin"])
+    assert (
+        str(info.value) == "the new entry for 'boss': Invalid enum value 'admin' - at `$.roles[0]`"
+    )
+    with pytest.raises(KeysFileError) as info:
+        add_key(path, "nobody", [])  # a declarer without codes
+    assert str(info.value) == (
+        "the new entry for 'nobody': entry 3 ('nobody'): the role declarer needs at least one "
+        "code (a reviewer-only key needs none) - at `$.keys[3].codes`"
+    )
+    assert path.read_bytes() == before
 
 
 def test_sandan_key_prints_the_key_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,6 +41,7 @@ def test_defaults_when_no_variable_is_set() -> None:
     assert settings.data_dir == Path("data")
     assert settings.max_document_bytes == 262144
     assert settings.web_port == 6066
+    assert settings.gateway_review_wait == 10.0
     assert re.fullmatch(r"[0-9a-f]{12}", settings.worker_id)
 
 
@@ -95,6 +96,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "SANDAN_GATEWAY_PORT": "8443",
             "SANDAN_GATEWAY_KEYS": str(tmp_path / "keys.json"),
             "SANDAN_GATEWAY_ACK_TIMEOUT": "3s",
+            "SANDAN_GATEWAY_REVIEW_WAIT": "1m",
         }
     )
     assert settings == Settings(
@@ -118,6 +120,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         gateway_port=8443,
         gateway_keys=tmp_path / "keys.json",
         gateway_ack_timeout=3.0,
+        gateway_review_wait=60.0,
     )
     assert isinstance(settings.single_limit, Decimal)
     assert isinstance(settings.data_dir, Path)
@@ -250,6 +253,8 @@ def test_released_horizon_shorter_than_retention_is_rejected() -> None:
         ("SANDAN_GATEWAY_HOST", "http://0.0.0.0"),
         ("SANDAN_GATEWAY_PORT", "0"),
         ("SANDAN_GATEWAY_ACK_TIMEOUT", "soon"),
+        ("SANDAN_GATEWAY_REVIEW_WAIT", "0"),
+        ("SANDAN_GATEWAY_REVIEW_WAIT", "ten"),
     ],
 )
 def test_malformed_value_names_the_variable(name: str, value: str) -> None:
