@@ -222,13 +222,17 @@ def _key(args: argparse.Namespace) -> None:
     from gateway.keys import KeysFileError, add_key  # noqa: PLC0415
 
     path = Path(args.file) if args.file else _settings().gateway_keys
-    codes = [code.strip() for code in args.codes.split(",") if code.strip()]
+    codes = [code.strip() for code in (args.codes or "").split(",") if code.strip()]
+    roles = [role.strip() for role in args.roles.split(",") if role.strip()]
     try:
-        key = add_key(path, args.name, codes)
+        key = add_key(path, args.name, codes, roles)
     except KeysFileError as exc:
         print(f"sandan: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"added a key for {args.name!r} ({', '.join(codes)}) to {path}", file=sys.stderr)
+    declares = f" for {', '.join(codes)}" if codes else ""
+    print(
+        f"added a key for {args.name!r} ({', '.join(roles)}{declares}) to {path}", file=sys.stderr
+    )
     print(key)
 
 
@@ -270,7 +274,15 @@ def main(argv: list[str] | None = None) -> None:
         "key", help="make an API key for the gateway: adds its digest, prints the key once"
     )
     key.add_argument("--name", required=True, help="who the key is for, e.g. tenpay")
-    key.add_argument("--codes", required=True, help="enterprise codes it declares for: A,B")
+    key.add_argument(
+        "--codes", help="enterprise codes it declares for: A,B (a declarer needs at least one)"
+    )
+    key.add_argument(
+        "--roles",
+        default="declarer",
+        help="declarer (declares documents, reads their receipts), reviewer (acts on tickets "
+        "as --name), or both: declarer,reviewer (default declarer)",
+    )
     key.add_argument("--file", help="the keys file (default: SANDAN_GATEWAY_KEYS)")
     key.set_defaults(run=_key)
     audit = commands.add_parser(

@@ -261,3 +261,24 @@ def test_sandan_key_prints_the_key_once(tmp_path: Path, capsys: pytest.CaptureFi
     assert KeyStore.load(path).authenticate(key) == Principal(
         "tenpay", frozenset({"4403169D3W", "3301980ABC"})
     )
+
+
+def test_sandan_key_makes_a_reviewer_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys.json"
+    cli(["key", "--name", "officer-7", "--roles", "reviewer", "--file", str(path)])
+    out, err = capsys.readouterr()
+    assert err == f"added a key for 'officer-7' (reviewer) to {path}\n"
+    principal = KeyStore.load(path).authenticate(out.strip())
+    assert principal is not None
+    assert (principal.name, principal.codes, principal.has("reviewer")) == (
+        "officer-7",
+        frozenset(),
+        True,
+    )
+    assert not principal.has("declarer")
+    with pytest.raises(SystemExit) as info:
+        cli(["key", "--name", "nobody", "--file", str(path)])  # a declarer needs codes
+    assert info.value.code == 2
+    assert "the role declarer needs at least one code" in capsys.readouterr().err
