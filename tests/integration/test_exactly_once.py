@@ -29,7 +29,7 @@ AGENT = "3301980AGT"  # the copCode of the XML messages
 SENDERS = {"order": "3301980ABC", "payment": "4403169D3W", "logistics": "31222699S7"}
 
 
-def _guid(kind: str, n: int) -> str:
+def numbered_guid(kind: str, n: int) -> str:
     return f"{kind}{n:035d}"
 
 
@@ -46,14 +46,14 @@ def _workload() -> tuple[list[tuple[str, bytes, bytes]], dict[str, str], dict[st
         buyer = first17 + resident_id_check_char(first17)
         mismatch = n % 10 == 0  # every tenth ticket is paid 0.01 short: AMOUNT_MISMATCH
         docs = {
-            "order": order_dict(orderNo=order_no, guid=_guid("O", n), buyerIdNumber=buyer),
+            "order": order_dict(orderNo=order_no, guid=numbered_guid("O", n), buyerIdNumber=buyer),
             "payment": payment_dict(
                 orderNo=order_no,
-                guid=_guid("P", n),
+                guid=numbered_guid("P", n),
                 payerIdNumber=buyer,
                 amountPaid="497.49" if mismatch else "497.50",
             ),
-            "logistics": logistics_dict(orderNo=order_no, guid=_guid("L", n)),
+            "logistics": logistics_dict(orderNo=order_no, guid=numbered_guid("L", n)),
         }
         ticket = f"3301980ABC:{order_no}"
         expected[ticket] = "DIVERT" if mismatch else "RELEASE"
@@ -61,7 +61,7 @@ def _workload() -> tuple[list[tuple[str, bytes, bytes]], dict[str, str], dict[st
         values = {kind: as_bytes(doc) for kind, doc in docs.items()}
         if n % 4 == 0:
             values["order"] = encode_message(
-                "order", [order(**docs["order"])], cop_code=AGENT, guid=_guid("M", n)
+                "order", [order(**docs["order"])], cop_code=AGENT, guid=numbered_guid("M", n)
             )
         kinds = ["order", "payment", "logistics"]
         rng.shuffle(kinds)

@@ -44,7 +44,7 @@ from streams.tickets import CLOSED, OPEN, PENDING, RELEASED, Group
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 from tests.integration.kafka import Timeout, Worker, consume, produce, run
 from tests.integration.receipts import receipt
-from tests.integration.test_exactly_once import _guid
+from tests.integration.test_exactly_once import numbered_guid
 
 TICKETS = 300
 NEAR_TICKETS = 60  # tickets 0..59: four buyers, ten clean tickets and five diverted each
@@ -165,7 +165,7 @@ class Plan:
 
     def correction(self, parcel: Parcel, rejected: str | None = None) -> Sent:
         """A corrected payment (the right amount, a newer appTime): stored, or ``rejected``."""
-        guid = _guid("C", parcel.n)
+        guid = numbered_guid("C", parcel.n)
         if rejected:
             self.rejected[rejected, guid] += 1
         else:
@@ -188,7 +188,7 @@ def _phase1(plan: Plan, parcels: list[Parcel]) -> list[Sent]:
     records: list[Sent] = []
     for p in parcels:
         key = p.order_no.encode()
-        order = order_dict(orderNo=p.order_no, guid=_guid("O", p.n), buyerIdNumber=p.buyer)
+        order = order_dict(orderNo=p.order_no, guid=numbered_guid("O", p.n), buyerIdNumber=p.buyer)
         plan.stored.add(order["guid"])
         if p.n >= TICKETS:
             first.append(("order", key, as_bytes(order), None))
@@ -198,11 +198,11 @@ def _phase1(plan: Plan, parcels: list[Parcel]) -> list[Sent]:
             "order": order,
             "payment": payment_dict(
                 orderNo=p.order_no,
-                guid=_guid("P", p.n),
+                guid=numbered_guid("P", p.n),
                 payerIdNumber=p.buyer,
                 amountPaid="497.49" if p.diverted else "497.50",
             ),
-            "logistics": logistics_dict(orderNo=p.order_no, guid=_guid("L", p.n)),
+            "logistics": logistics_dict(orderNo=p.order_no, guid=numbered_guid("L", p.n)),
         }
         plan.stored.update(doc["guid"] for doc in docs.values())
         kinds = list(docs)
