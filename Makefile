@@ -99,6 +99,9 @@ throughput-garbage: setup kafka-up ## the same backlog of TICKETS (100000) clean
 metrics-cost: setup kafka-up ## the same backlog of TICKETS (100000) with the workers' metrics off, and on with the dashboard scraping, ROUNDS (2) each; report in reports/
 	$(BIN)/python -m loadtest.throughput --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --tickets $${TICKETS:-100000} --workers $${WORKERS:-$$(nproc)} --metrics-cost --rounds $${ROUNDS:-2} --report reports/metrics-cost.md
 
+page-load: setup kafka-up browser ## the dashboard's page load with OPEN_TICKETS (1000000) open tickets on one worker: LOADS (10) loads in headless chromium, plain GETs, the worker's /metrics; report in reports/
+	$(BIN)/python -m loadtest.pageload --brokers 127.0.0.1:$(SANDAN_KAFKA_PORT) --open-tickets $${OPEN_TICKETS:-1000000} --loads $${LOADS:-10}
+
 fuzz: setup ## the decoders' fuzzer: INPUTS (1000000) hostile inputs from SEED (1) through the intake path, report in reports/
 	$(BIN)/python -m loadtest.fuzz --inputs $${INPUTS:-1000000} --seed $${SEED:-1} --report reports/fuzz-decoders.md
 
@@ -108,4 +111,4 @@ bench: setup ## micro-benchmarks (pytest-benchmark)
 clean: kafka-down ## remove the venv, the Kafka cache and local state
 	rm -rf $(VENV) .cache data
 
-.PHONY: help setup kafka-jars kafka-up kafka-down topics run browser test dashboard lint format loadtest loadtest-short loadtest-http chaos throughput throughput-garbage metrics-cost fuzz bench clean
+.PHONY: help setup kafka-jars kafka-up kafka-down topics run browser test dashboard lint format loadtest loadtest-short loadtest-http chaos throughput throughput-garbage metrics-cost page-load fuzz bench clean
