@@ -44,7 +44,7 @@ run: setup kafka-up topics ## the main job: broker, topics, a worker, the gatewa
 	$(DEMO_ENV) SANDAN_GATEWAY_KEYS=$$keys $(BIN)/sandan gateway >$$glog 2>&1 & gpid=$$!; \
 	dpid=; if [ -n "$(KEEP)" ]; then $(DEMO_ENV) $(BIN)/sandan dashboard >$$dlog 2>&1 & dpid=$$!; fi; \
 	trap 'kill $$pid $$gpid $$dpid 2>/dev/null; wait $$pid $$gpid $$dpid 2>/dev/null; $(KAFKA) stop' EXIT; \
-	$(DEMO_ENV) SANDAN_GATEWAY_KEYS=$$keys $(BIN)/sandan demo \
+	$(DEMO_ENV) SANDAN_GATEWAY_KEYS=$$keys $(BIN)/python -m loadtest.demo \
 		--gateway http://127.0.0.1:$${SANDAN_GATEWAY_PORT:-8080}; \
 	echo "(worker log: $$log, gateway log: $$glog)"; \
 	if [ -z "$(KEEP)" ]; then \

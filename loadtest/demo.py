@@ -1,4 +1,5 @@
-"""``sandan demo``: a small mixed load through a running worker, checked and summarised.
+"""``python -m loadtest.demo``: a small mixed load through a running worker, checked and
+summarised (``make run``).
 
 It plans tickets with the generator (clean ones and every kind of fault) and sends them on
 schedule, in turn as JSON and as CEB XML messages straight to Kafka and, given a running gateway
@@ -9,6 +10,7 @@ ticket against the ground truth and prints a summary.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 import urllib.error
@@ -20,10 +22,11 @@ from loadtest.driver import count_receipts, end_offsets, read_outputs
 from loadtest.generator import generate
 from loadtest.truth import FaultMix
 from loadtest.verify import verify
+from streams.cli import log_to_stderr, require_brokers, settings_or_exit
 from streams.settings import Settings
 from streams.topics import Topics
 
-__all__ = ("run_demo",)
+__all__ = ("main", "run_demo")
 
 SETTLE = 2.0
 KEY_WAIT = 15.0
@@ -133,3 +136,26 @@ def _key_accepted(gateway: str, key: str) -> bool:
         return error.code != 401  # noqa: PLR2004
     except OSError:
         return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.demo",
+        description="Send a demo load through the running worker(s) (the SANDAN_* settings), "
+        "check every ticket against the ground truth and print what came out.",
+    )
+    parser.add_argument("--tickets", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=None, help="default: from the clock")
+    parser.add_argument(
+        "--gateway", help="URL of a running gateway: part of the load goes through it"
+    )
+    args = parser.parse_args(argv)
+    settings = settings_or_exit()
+    log_to_stderr(settings)
+    require_brokers(settings)
+    demo = run_demo(settings, tickets=args.tickets, seed=args.seed, gateway=args.gateway)
+    raise SystemExit(asyncio.run(demo))
+
+
+if __name__ == "__main__":
+    main()

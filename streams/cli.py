@@ -1,5 +1,6 @@
-"""The ``sandan`` command: ``worker``, ``topics``, ``demo``, ``gateway``, ``dashboard``, ``key``,
-``audit``, ``inspect``, ``review``."""
+"""The ``sandan`` command: ``worker``, ``topics``, ``gateway``, ``dashboard``, ``key``, ``audit``,
+``inspect``, ``review``. (The demo load of ``make run`` is the load generator's:
+``python -m loadtest.demo``; the product never imports ``loadtest``.)"""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import sys
 
 from streams.settings import SETTINGS_HELP, Settings, SettingsError
 
-__all__ = ("main",)
+__all__ = ("log_to_stderr", "main", "require_brokers", "settings_or_exit")
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _settings() -> Settings:
+def settings_or_exit() -> Settings:
+    """The settings from the environment; exit 2 with one line naming what is wrong."""
     try:
         return Settings.from_env()
     except SettingsError as exc:
@@ -26,7 +28,7 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _log_to_stderr(settings: Settings) -> None:
+def log_to_stderr(settings: Settings) -> None:
     """Warnings and errors of a short command to stderr, personal data masked."""
     from streams.logmask import install  # noqa: PLC0415
 
@@ -49,7 +51,7 @@ def _worker(args: argparse.Namespace) -> None:
     from streams.logmask import install  # noqa: PLC0415
     from streams.store import as_data_dir_error  # noqa: PLC0415
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         app = create_app(settings)  # opens the local state
@@ -69,7 +71,7 @@ def _worker(args: argparse.Namespace) -> None:
     worker.execute_from_commandline()
 
 
-def _require_brokers(settings: Settings) -> None:
+def require_brokers(settings: Settings) -> None:
     """A one-shot command facing brokers it cannot reach: one line saying why, exit 1 (aiokafka
     only says that it could not bootstrap, with a traceback)."""
     from streams.kafka_security import connection_problem  # noqa: PLC0415
@@ -83,28 +85,18 @@ def _require_brokers(settings: Settings) -> None:
 def _topics(args: argparse.Namespace) -> None:
     from streams.topics import create_topics  # noqa: PLC0415
 
-    settings = _settings()
-    _log_to_stderr(settings)
-    _require_brokers(settings)
+    settings = settings_or_exit()
+    log_to_stderr(settings)
+    require_brokers(settings)
     created = asyncio.run(create_topics(settings))
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
-
-
-def _demo(args: argparse.Namespace) -> None:
-    from loadtest.demo import run_demo  # noqa: PLC0415
-
-    settings = _settings()
-    _log_to_stderr(settings)
-    _require_brokers(settings)
-    demo = run_demo(settings, tickets=args.tickets, seed=args.seed, gateway=args.gateway)
-    raise SystemExit(asyncio.run(demo))
 
 
 def _gateway(args: argparse.Namespace) -> None:
     from gateway.keys import KeysFileError  # noqa: PLC0415 - only the gateway needs aiohttp
     from gateway.main import run  # noqa: PLC0415
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         run(settings, args.loglevel)
     except KeysFileError as exc:
@@ -115,16 +107,16 @@ def _gateway(args: argparse.Namespace) -> None:
 def _dashboard(args: argparse.Namespace) -> None:
     from dashboard.main import run  # noqa: PLC0415 - only the dashboard needs it
 
-    run(_settings(), args.loglevel)
+    run(settings_or_exit(), args.loglevel)
 
 
 def _audit(args: argparse.Namespace) -> None:
     from streams.audit import history, read_ticket_records, render_json, render_text  # noqa: PLC0415
     from streams.topics import Topics  # noqa: PLC0415
 
-    settings = _settings()
-    _log_to_stderr(settings)
-    _require_brokers(settings)
+    settings = settings_or_exit()
+    log_to_stderr(settings)
+    require_brokers(settings)
     try:
         records = read_ticket_records(settings, args.ticket, args.timeout)
     except (ValueError, LookupError, TimeoutError) as exc:
@@ -140,8 +132,8 @@ def _inspect(args: argparse.Namespace) -> None:
     from streams.inspect import render_error, render_quota, render_ticket  # noqa: PLC0415
     from streams.owners import WorkerUnreachableError, ask_worker, lookup_path  # noqa: PLC0415
 
-    settings = _settings()
-    _log_to_stderr(settings)
+    settings = settings_or_exit()
+    log_to_stderr(settings)
     if args.year is not None and args.buyer is None:
         print("sandan: --year goes with --buyer", file=sys.stderr)
         raise SystemExit(2)
@@ -173,8 +165,8 @@ def _review(args: argparse.Namespace) -> None:
     from schemas.errors import SchemaError  # noqa: PLC0415
     from streams.review import new_review, submit_review  # noqa: PLC0415
 
-    settings = _settings()
-    _log_to_stderr(settings)
+    settings = settings_or_exit()
+    log_to_stderr(settings)
     try:
         review = new_review(
             args.ticket,
@@ -188,7 +180,7 @@ def _review(args: argparse.Namespace) -> None:
     except SchemaError as exc:
         print(f"sandan: not a review: {exc.detail}", file=sys.stderr)
         raise SystemExit(2) from None
-    _require_brokers(settings)
+    require_brokers(settings)
     try:
         result = submit_review(settings, review, args.wait)
     except KafkaException as exc:
@@ -221,7 +213,7 @@ def _key(args: argparse.Namespace) -> None:
 
     from gateway.keys import KeysFileError, add_key  # noqa: PLC0415
 
-    path = Path(args.file) if args.file else _settings().gateway_keys
+    path = Path(args.file) if args.file else settings_or_exit().gateway_keys
     codes = [code.strip() for code in (args.codes or "").split(",") if code.strip()]
     roles = [role.strip() for role in args.roles.split(",") if role.strip()]
     try:
@@ -251,13 +243,6 @@ def main(argv: list[str] | None = None) -> None:
     worker.set_defaults(run=_worker)
     topics = commands.add_parser("topics", help="create the topics that do not exist yet")
     topics.set_defaults(run=_topics)
-    demo = commands.add_parser("demo", help="produce a demo load and print what came out")
-    demo.add_argument("--tickets", type=int, default=200)
-    demo.add_argument("--seed", type=int, default=None, help="default: from the clock")
-    demo.add_argument(
-        "--gateway", help="URL of a running gateway: part of the load goes through it"
-    )
-    demo.set_defaults(run=_demo)
     gateway = commands.add_parser("gateway", help="run the HTTP gateway for firms without Kafka")
     gateway.add_argument(
         "-l", "--loglevel", default="info", choices=_LOG_LEVELS, help="log level (default info)"

@@ -27,11 +27,12 @@ from tests.integration.kafka import (
 
 
 def sandan(command: str, brokers: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``sandan COMMAND`` (``demo``: the demo load, ``python -m loadtest.demo``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDAN_")}
     env["SANDAN_BROKERS"] = brokers
     env.update(settings)
     return subprocess.run(
-        [sys.executable, "-m", "streams", command],
+        [sys.executable, "-m", *(["loadtest.demo"] if command == "demo" else ["streams", command])],
         env=env,
         capture_output=True,
         text=True,
