@@ -65,10 +65,10 @@ from gateway.requests import (
 from gateway.reviews import ReviewResults, review_of, review_status
 from schemas import ceb_xml
 from schemas.codec import encode_json
-from schemas.documents import DocType
+from schemas.documents import DOC_TYPES, DocType
 from schemas.errors import SchemaError
 from streams.settings import Settings
-from streams.topics import INPUT_KINDS, Topics
+from streams.topics import Topics
 
 __all__ = ("DOCUMENT_ROUTES", "ROUTES", "create_app")
 
@@ -368,7 +368,7 @@ def create_app(
     app[SETTINGS] = settings
     app[KEYS] = keys
     topics = Topics(settings)
-    app[INPUT_TOPICS] = dict(zip(INPUT_KINDS, topics.inputs, strict=True))
+    app[INPUT_TOPICS] = dict(zip(DOC_TYPES, topics.inputs, strict=True))
     app[METRICS] = metrics = Metrics()
     app[PRODUCER] = producer = producer or Producer(settings)
 

@@ -18,18 +18,18 @@ import msgspec
 
 from loadtest import ids
 from loadtest.ids import CENT, ZERO, yuan
-from loadtest.truth import KINDS, DocKind, PlannedRecord
+from loadtest.truth import PlannedRecord
+from matchers.limits import ANNUAL_LIMIT, SINGLE_LIMIT
 from schemas.codec import decode_document, readable_fields
+from schemas.documents import DOC_TYPES, DocType
 from schemas.errors import SchemaError
 
 if TYPE_CHECKING:
     from loadtest.generator import Planner, Ticket
 
-__all__ = ("ANNUAL_LIMIT", "HANDLERS", "RULE_CODES", "SINGLE_LIMIT", "Handler")
+__all__ = ("HANDLERS", "RULE_CODES", "Handler")
 
 Handler = Callable[["Planner", float], None]
-SINGLE_LIMIT = Decimal(5000)
-ANNUAL_LIMIT = Decimal(26000)
 # Rule faults by modifier, in the order they are applied (the amount last: others reset it).
 RULE_CODES = {
     "invalid": "INVALID_BUYER_ID",
@@ -205,7 +205,7 @@ def annual_limit(p: Planner, start: float) -> None:
         p.decide(second.ticket_id, "RELEASE", full_tax=b > SINGLE_LIMIT and count == 1)
 
 
-_MISSING: tuple[tuple[DocKind, ...], ...] = (
+_MISSING: tuple[tuple[DocType, ...], ...] = (
     ("logistics",),
     ("payment",),
     ("order",),
@@ -220,15 +220,15 @@ def missing_document(p: Planner, start: float) -> None:
     t = p.ticket(start)
     if missing == ("order", "payment") and "ebpCode" not in t.docs["logistics"]:
         t.ticket_id = f":{t.docs['order']['orderNo']}"
-    p.spread(t, start, tuple(k for k in KINDS if k not in missing))
+    p.spread(t, start, tuple(k for k in DOC_TYPES if k not in missing))
     p.decide(t.ticket_id, "DIVERT", ("MISSING_DOCUMENTS",), missing)
 
 
 def late_document(p: Planner, start: float) -> None:
     """One kind sent window + settle after the first: DIVERT MISSING_DOCUMENTS, then RELEASE."""
-    late = p.rng.choices(KINDS, (10, 40, 50))[0]
+    late = p.rng.choices(DOC_TYPES, (10, 40, 50))[0]
     t = p.ticket(start)
-    sent = [p.send_doc(t, k, start + p.uniform(p.max_delay)) for k in KINDS if k != late]
+    sent = [p.send_doc(t, k, start + p.uniform(p.max_delay)) for k in DOC_TYPES if k != late]
     first = min(record.at for record in sent)
     p.send_doc(t, late, first + p.window + p.settle + p.uniform(p.max_delay))
     p.decide(t.ticket_id, "DIVERT", ("MISSING_DOCUMENTS",), (late,))
@@ -239,7 +239,7 @@ def duplicate(p: Planner, start: float) -> None:
     """A second appType=1 (new guid, maybe other content) after release: DUPLICATE."""
     t = p.ticket(start)
     at = p.spread(t, start) + p.settle + p.uniform(p.max_delay)
-    kind = p.rng.choice(KINDS)
+    kind = p.rng.choice(DOC_TYPES)
     doc = p.follow(t, kind, "1", at)
     if p.chance(0.3):
         p.alter(kind, doc)
@@ -250,9 +250,9 @@ def duplicate(p: Planner, start: float) -> None:
 
 def redelivery(p: Planner, start: float) -> None:
     """The same records again (same key and bytes), before or after release: nothing."""
-    again = KINDS if p.chance(0.2) else (p.rng.choice(KINDS),)
+    again = DOC_TYPES if p.chance(0.2) else (p.rng.choice(DOC_TYPES),)
     t = p.ticket(start, named=True if "logistics" in again else None)
-    sent = [p.send_doc(t, k, start + p.uniform(p.max_delay)) for k in KINDS]
+    sent = [p.send_doc(t, k, start + p.uniform(p.max_delay)) for k in DOC_TYPES]
     done = max(record.at for record in sent)
     for record in sent:
         if record.doc_type in again:
@@ -264,7 +264,7 @@ def redelivery(p: Planner, start: float) -> None:
 
 def stale_change(p: Planner, start: float) -> None:
     """A change or delete not newer than the stored version, before completion: STALE."""
-    kind = p.rng.choice(KINDS)
+    kind = p.rng.choice(DOC_TYPES)
     t = p.ticket(start, named=True if kind == "logistics" else None)
     held = p.send_doc(t, kind, start + p.uniform(p.max_delay)).at
     sec = t.app[kind] - (0 if p.chance(0.2) else p.rng.randint(1, 3600))
@@ -272,7 +272,7 @@ def stale_change(p: Planner, start: float) -> None:
     p.alter(kind, doc)
     p.send(held + p.settle, kind, doc, t.ticket_id)
     p.reject("STALE", kind, doc["guid"])
-    p.spread(t, held + 2 * p.settle, tuple(k for k in KINDS if k != kind))
+    p.spread(t, held + 2 * p.settle, tuple(k for k in DOC_TYPES if k != kind))
     p.decide(t.ticket_id, "RELEASE")
 
 
@@ -281,7 +281,7 @@ def change_after_divert(p: Planner, start: float) -> None:
     changed and still wrong: DIVERT twice."""
     draw = p.rng.randrange(20)
     resend, still_wrong = 8 <= draw < 12, draw >= 17  # noqa: PLR2004
-    kind: DocKind = "logistics" if 12 <= draw < 17 else "payment"  # noqa: PLR2004
+    kind: DocType = "logistics" if 12 <= draw < 17 else "payment"  # noqa: PLR2004
     t = p.ticket(start)
     good = copy.deepcopy(t.docs[kind])
     _BREAKERS["consignee" if kind == "logistics" else "amount"](p, t)
@@ -303,7 +303,7 @@ def change_after_release(p: Planner, start: float) -> None:
     """appType=2|3 after release: TICKET_RELEASED."""
     t = p.ticket(start)
     at = p.spread(t, start) + p.settle + p.uniform(p.max_delay)
-    kind = p.rng.choice(KINDS)
+    kind = p.rng.choice(DOC_TYPES)
     doc = p.follow(t, kind, "2" if p.chance(0.7) else "3", at)
     if doc["appType"] == "2":
         p.alter(kind, doc)
@@ -315,7 +315,7 @@ def change_after_release(p: Planner, start: float) -> None:
 def unknown_document(p: Planner, start: float) -> None:
     """appType=2|3 of a document not held: UNKNOWN_DOCUMENT, alone (no ticket) or on an open
     ticket that then completes and is released."""
-    pair: tuple[DocKind, DocKind] = ("order", "payment")
+    pair: tuple[DocType, DocType] = ("order", "payment")
     held, other = pair if p.chance(0.5) else pair[::-1]
     t = p.ticket(start)
     if p.chance(0.5):  # nothing else of this ticket is ever sent
@@ -334,7 +334,7 @@ def unknown_document(p: Planner, start: float) -> None:
 def draft(p: Planner, start: float) -> None:
     """appStatus=1 copies, maybe redelivered, maybe alone: DRAFT for each."""
     t = p.ticket(start)
-    kind = p.rng.choice(KINDS)
+    kind = p.rng.choice(DOC_TYPES)
     alone = p.chance(0.15)
     doc = copy.deepcopy(t.docs[kind])
     doc |= {"guid": ids.guid(p.rng), "appStatus": "1", "appTime": p.stamp(int(start))}
@@ -352,7 +352,7 @@ def draft(p: Planner, start: float) -> None:
 def schema(p: Planner, start: float) -> None:
     """A record that does not decode (beside a clean ticket, or alone): SCHEMA."""
     t = p.ticket(start)
-    kind = p.rng.choice(KINDS)
+    kind = p.rng.choice(DOC_TYPES)
     doc = copy.deepcopy(t.docs[kind])
     doc |= {"guid": ids.guid(p.rng), "appTime": p.stamp(int(start))}
     while True:  # until a variant applies to this document

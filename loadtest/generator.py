@@ -36,14 +36,13 @@ from loadtest.faults import HANDLERS
 from loadtest.ids import CENT, ZERO, Doc, chance, yuan
 from loadtest.truth import (
     DEFAULT_MIX,
-    KINDS,
-    DocKind,
     ExpectedDecision,
     ExpectedRejection,
     FaultMix,
     Plan,
     PlannedRecord,
 )
+from schemas.documents import DOC_TYPES, DocType
 
 __all__ = (
     "DEFAULT_MIX",
@@ -334,7 +333,7 @@ class Planner:
         """Make the ticket's order add up and its payment pay it (see :func:`settle_amounts`)."""
         settle_amounts(t.docs["order"], t.docs["payment"])
 
-    def send(self, at: float, kind: DocKind, doc: Doc, ticket_id: str | None) -> PlannedRecord:
+    def send(self, at: float, kind: DocType, doc: Doc, ticket_id: str | None) -> PlannedRecord:
         """Plan one record; keyed by orderNo mostly, by another field or not at all sometimes."""
         draw = self.rng.random()
         key: bytes | None = None
@@ -347,18 +346,18 @@ class Planner:
         self.records.append(record)
         return record
 
-    def send_doc(self, t: Ticket, kind: DocKind, at: float, ticket_id: str = "") -> PlannedRecord:
+    def send_doc(self, t: Ticket, kind: DocType, at: float, ticket_id: str = "") -> PlannedRecord:
         """Send the ticket's stored ``kind`` document at ``at``, its appTime then."""
         t.app[kind] = int(at) + self.rng.randint(0, 2)
         t.docs[kind]["appTime"] = self.stamp(t.app[kind])
         return self.send(at, kind, t.docs[kind], ticket_id or t.ticket_id)
 
-    def spread(self, t: Ticket, start: float, kinds: tuple[DocKind, ...] = KINDS) -> float:
+    def spread(self, t: Ticket, start: float, kinds: tuple[DocType, ...] = DOC_TYPES) -> float:
         """Send ``kinds`` of the ticket in random order within max_delay; return the last time."""
         return max(self.send_doc(t, k, start + self.uniform(self.max_delay)).at for k in kinds)
 
     def follow(
-        self, t: Ticket, kind: DocKind, app_type: str, at: float, sec: int | None = None
+        self, t: Ticket, kind: DocType, app_type: str, at: float, sec: int | None = None
     ) -> Doc:
         """A new version (new guid) of a document, newer than the stored one unless ``sec`` is
         given; a waybill names ``ebpCode`` so that it reaches the ticket even once released."""
@@ -370,7 +369,7 @@ class Planner:
             doc["ebpCode"] = t.docs["order"]["ebpCode"]
         return doc
 
-    def alter(self, kind: DocKind, doc: Doc) -> None:
+    def alter(self, kind: DocType, doc: Doc) -> None:
         """Change a document's content, so that applying it would show."""
         if kind == "payment":
             doc["amountPaid"] += 1
@@ -397,7 +396,7 @@ class Planner:
         )
         self.kinds.setdefault(ticket_id, self.kind)
 
-    def reject(self, code: str, kind: DocKind, guid: str | None) -> None:
+    def reject(self, code: str, kind: DocType, guid: str | None) -> None:
         """Expect one rejection."""
         self.rejections.append(ExpectedRejection(code, kind, guid))
 

@@ -41,8 +41,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from loadtest.fuzz import garbage
 from loadtest.generator import generate
 from loadtest.processes import Worker, free_port, fresh_deployment, stop
-from loadtest.truth import DEFAULT_MIX, DocKind, ExpectedRejection, Plan
+from loadtest.truth import DEFAULT_MIX, ExpectedRejection, Plan
 from loadtest.verify import verify
+from schemas.documents import DocType
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -131,7 +132,7 @@ def _cpu_s(workers: list[Worker]) -> float:
     return total
 
 
-Input = tuple[DocKind, bytes | None, bytes]  # document type, key, value
+Input = tuple[DocType, bytes | None, bytes]  # document type, key, value
 
 
 class Measured(msgspec.Struct):

@@ -51,19 +51,16 @@ from typing import Literal
 
 import msgspec
 
+from schemas.documents import DocType
+
 __all__ = (
     "DEFAULT_MIX",
-    "KINDS",
-    "DocKind",
     "ExpectedDecision",
     "ExpectedRejection",
     "FaultMix",
     "Plan",
     "PlannedRecord",
 )
-
-DocKind = Literal["order", "payment", "logistics"]
-KINDS: tuple[DocKind, ...] = ("order", "payment", "logistics")
 
 
 class PlannedRecord(msgspec.Struct, frozen=True):
@@ -74,7 +71,7 @@ class PlannedRecord(msgspec.Struct, frozen=True):
     """
 
     at: float
-    doc_type: DocKind
+    doc_type: DocType
     key: bytes | None
     value: bytes
     ticket_id: str | None
@@ -99,7 +96,7 @@ class ExpectedRejection(msgspec.Struct, frozen=True):
     """A record sandan must reject on ``cbec.rejected``; ``guid`` None where it cannot be read."""
 
     code: str
-    doc_type: DocKind
+    doc_type: DocType
     guid: str | None
 
 

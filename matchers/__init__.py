@@ -23,7 +23,13 @@ import msgspec
 from matchers.amounts import check_amount_paid, check_order_arithmetic
 from matchers.consignee import check_consignee
 from matchers.identity import check_buyer_id
-from matchers.limits import check_single_limit, dutiable_value, is_full_tax
+from matchers.limits import (
+    ANNUAL_LIMIT,
+    SINGLE_LIMIT,
+    check_single_limit,
+    dutiable_value,
+    is_full_tax,
+)
 from matchers.parties import check_payer, check_payment_reference
 from schemas.documents import Logistics, Order, Payment
 from schemas.outputs import Reason
@@ -39,8 +45,8 @@ RULES_VERSION = "1"
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """The value limits in CNY (settings ``SANDAN_SINGLE_LIMIT``, ``SANDAN_ANNUAL_LIMIT``)."""
 
-    single_limit: Decimal = Decimal(5000)
-    annual_limit: Decimal = Decimal(26000)
+    single_limit: Decimal = SINGLE_LIMIT
+    annual_limit: Decimal = ANNUAL_LIMIT
 
 
 class Evaluation(msgspec.Struct, frozen=True):

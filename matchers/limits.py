@@ -20,12 +20,18 @@ from schemas.documents import Logistics, Order
 from schemas.outputs import Reason
 
 __all__ = (
+    "ANNUAL_LIMIT",
+    "SINGLE_LIMIT",
     "check_annual_limit",
     "check_single_limit",
     "dutiable_value",
     "is_full_tax",
     "is_single_item",
 )
+
+# The law's limits in CNY (the defaults of SANDAN_SINGLE_LIMIT and SANDAN_ANNUAL_LIMIT).
+SINGLE_LIMIT = Decimal(5000)
+ANNUAL_LIMIT = Decimal(26000)
 
 _add = EXACT.add
 

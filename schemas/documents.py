@@ -10,7 +10,7 @@ a worker keeps many of them in its caches.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 import msgspec
 
@@ -46,6 +46,7 @@ from schemas.fields import (
 
 __all__ = (
     "DOCUMENT_TYPES",
+    "DOC_TYPES",
     "PERSONAL_FIELDS",
     "DocType",
     "Document",
@@ -56,6 +57,7 @@ __all__ = (
 )
 
 DocType = Literal["order", "payment", "logistics"]
+DOC_TYPES: tuple[DocType, ...] = get_args(DocType)  # the kinds, in this order everywhere
 
 
 def _check_timestamp(field: str, text: str) -> None:

@@ -55,11 +55,11 @@ from streams.arrivals import ArrivalBuffer
 from streams.hops import MARK, TICKETS, hop_origin, mark_value, read_mark, request_source
 from streams.kafka_security import librdkafka_security
 from streams.metrics import StepMetrics, worker_client_id
-from streams.records import Record, Routed, TopicPartition, consumed
+from streams.records import Output, Record, Routed, TopicPartition, consumed
 from streams.settings import Settings
 from streams.topics import MAX_MESSAGE_BYTES, Topics
 
-__all__ = ("Engine", "Output", "Pipeline")
+__all__ = ("Engine", "Pipeline")
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +94,6 @@ TRANSACTION_TIMEOUT_MS = 30_000
 CLIENT_TIMEOUT = 2 * TRANSACTION_TIMEOUT_MS / 1000
 START_RETRY = 5.0  # seconds between attempts while the brokers cannot be reached at start
 LAG_EVERY = 1.0  # seconds between two measures of the input partitions' lag (with metrics)
-
-
-class Output(NamedTuple):
-    """One record to produce; ``partition`` None: where Kafka's default partitioner puts it
-    (murmur2 of the key; round robin without a key)."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    partition: int | None = None
-    headers: list[tuple[str, bytes]] | None = None
-    timestamp: int | None = None  # None: the producer's clock
 
 
 class Pipeline(Protocol):

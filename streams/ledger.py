@@ -1,9 +1,9 @@
 """The buyer ledger stage (pure): each buyer's released dutiable value per calendar year.
 
-Clean tickets arrive keyed by ``buyerIdNumber`` as :class:`~streams.tickets.LedgerRequest`; the
+Clean tickets arrive keyed by ``buyerIdNumber`` as :class:`~streams.records.LedgerRequest`; the
 ledger releases the ticket if the buyer's total for the order's year stays within the annual
 limit (and adds it), else diverts it ``ANNUAL_LIMIT_EXCEEDED``. Either way an
-:class:`~streams.tickets.Outcome` goes back to the ticket's partition. A request already decided
+:class:`~streams.records.Outcome` goes back to the ticket's partition. A request already decided
 (consumed again after a restart: the engine resumes a ledger partition at its first request still
 held, and may have decided later ones) is decided once: the ledger remembers digests of the
 ticket revisions it decided, per year, for this year and the last.
@@ -22,7 +22,7 @@ import msgspec
 from matchers.limits import check_annual_limit
 from schemas.outputs import Decision
 from schemas.reviews import ReviewResult
-from streams.tickets import LedgerRequest, Outcome
+from streams.records import LedgerRequest, Outcome
 from streams.timefmt import iso_ms
 
 __all__ = ("BuyerLedger", "decide", "review_result")

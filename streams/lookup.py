@@ -31,7 +31,7 @@ from typing import Any, Literal
 import msgspec
 
 from schemas.codec import decode_document
-from schemas.documents import PERSONAL_FIELDS, DocType
+from schemas.documents import DOC_TYPES, PERSONAL_FIELDS, DocType
 from schemas.errors import SchemaError
 from schemas.fields import enc_hook
 from schemas.keys import split_ticket_id, ticket_id
@@ -39,7 +39,6 @@ from streams.ledger import BuyerLedger
 from streams.logmask import mask
 from streams.tickets import (
     CLOSED,
-    DOC_TYPES,
     GUID_DIGEST_BYTES,
     OPEN,
     PENDING,

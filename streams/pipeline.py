@@ -52,24 +52,15 @@ from schemas.keys import murmur2_partition
 from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded, encode_receipt, returned
 from schemas.reviews import ReviewResult, decode_review
-from streams.engine import Output
 from streams.hops import hop_headers, read_hop, request_headers
 from streams.intake import Incoming, Refused, read, validate
 from streams.kafka_security import aiokafka_security
 from streams.ledger import BuyerLedger, decide, review_result
 from streams.metrics import OpenTickets, StepMetrics, openings
-from streams.records import Record, Routed, TopicPartition
+from streams.records import LedgerRequest, Outcome, Output, Record, Routed, TopicPartition
 from streams.settings import Settings
 from streams.store import DataDirError, Store
-from streams.tickets import (
-    Group,
-    KeyedRejection,
-    LedgerRequest,
-    Outcome,
-    Rules,
-    TicketBook,
-    next_due,
-)
+from streams.tickets import Group, KeyedRejection, Rules, TicketBook, next_due
 from streams.timefmt import iso_ms
 from streams.topics import Topics
 

@@ -1,14 +1,24 @@
-"""The records the engine hands to the stages: plain tuples, whichever Kafka client fetched them.
+"""The messages the engine and the stages pass each other, in one module that the engine, the
+store, the pipeline and the stages import (and nothing of theirs):
 
-The engine converts each fetched message once; the arrival buffer and the pipeline read these
-fields and nothing else, so they are tested without a broker or a client library.
+- :class:`Record` (consumed), :class:`Routed` (a document held for its turn) and
+  :class:`Output` (to produce): plain tuples, whichever Kafka client fetched them. The engine
+  converts each fetched message once; the arrival buffer and the pipeline read these fields
+  and nothing else, so they are tested without a broker or a client library.
+- :class:`LedgerRequest` and :class:`Outcome`: what the ticket stage and the buyer ledger send
+  each other through the internal topics (msgpack).
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ("Record", "Routed", "TopicPartition", "consumed")
+import msgspec
+
+from schemas.outputs import Decision
+from schemas.receipts import Addressee
+
+__all__ = ("LedgerRequest", "Outcome", "Output", "Record", "Routed", "TopicPartition", "consumed")
 
 
 class TopicPartition(NamedTuple):
@@ -41,6 +51,40 @@ class Routed(NamedTuple):
     @property
     def timestamp(self) -> int:
         return self.record.timestamp
+
+
+class Output(NamedTuple):
+    """One record to produce; ``partition`` None: where Kafka's default partitioner puts it
+    (murmur2 of the key; round robin without a key)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] | None = None
+    timestamp: int | None = None  # None: the producer's clock
+
+
+class LedgerRequest(msgspec.Struct, array_like=True, gc=False):
+    """A clean ticket on its way to the buyer ledger (keyed by buyerIdNumber)."""
+
+    ticket_partition: int
+    buyer: str
+    year: int
+    decision: Decision
+    addressees: list[Addressee] = msgspec.field(default_factory=list)
+    # When the ticket completed, in arrival time (ms): the ledger decides in this order, across
+    # workers (streams/engine.py). 0: unknown (a request of an earlier version).
+    at: int = 0
+
+
+class Outcome(msgspec.Struct, array_like=True, gc=False):
+    """The ledger's answer for one ticket revision (back to the ticket's partition)."""
+
+    order_no: str
+    ebp_code: str
+    revision: int
+    released: bool
 
 
 def consumed(message: Any) -> Record:

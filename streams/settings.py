@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from matchers.limits import ANNUAL_LIMIT, SINGLE_LIMIT
 from schemas.errors import SandanError
 
 __all__ = (
@@ -221,8 +222,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     window: float = 24 * 3600.0
     retention: float = 7 * 86400.0
     released_horizon: float = 180 * 86400.0
-    single_limit: Decimal = Decimal(5000)
-    annual_limit: Decimal = Decimal(26000)
+    single_limit: Decimal = SINGLE_LIMIT
+    annual_limit: Decimal = ANNUAL_LIMIT
     data_dir: Path = Path("data")
     max_document_bytes: int = 256 * 1024
     max_message_bytes: int = 4 * 1024 * 1024
@@ -397,8 +398,8 @@ SETTINGS_HELP = {
         "time a released ticket is remembered after its first document, a document resent "
         "for it rejected (at least SANDAN_RETENTION)",
     ),
-    "SANDAN_SINGLE_LIMIT": ("5000", "single-transaction limit of dutiable value, CNY"),
-    "SANDAN_ANNUAL_LIMIT": ("26000", "annual limit per buyer, CNY"),
+    "SANDAN_SINGLE_LIMIT": (str(SINGLE_LIMIT), "single-transaction limit of dutiable value, CNY"),
+    "SANDAN_ANNUAL_LIMIT": (str(ANNUAL_LIMIT), "annual limit per buyer, CNY"),
     "SANDAN_DATA_DIR": ("data", "local state (RocksDB) of this worker"),
     "SANDAN_MAX_DOCUMENT_BYTES": (
         "262144",

@@ -37,7 +37,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import BlockBasedOptions, DBCompressionType, Options, Rdict, WriteBatch, WriteOptions
 
-from streams.engine import Output
+from streams.records import Output
 
 __all__ = (
     "DATA_DIR_ERRNOS",

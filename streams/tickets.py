@@ -44,7 +44,7 @@ import msgspec
 from matchers import RULES_VERSION, Limits, evaluate
 from matchers.limits import dutiable_value
 from schemas.codec import decode_document_cached
-from schemas.documents import DocType, Document, Logistics, Order, Payment
+from schemas.documents import DOC_TYPES, DocType, Document, Logistics, Order, Payment
 from schemas.keys import ticket_id
 from schemas.outputs import (
     DecidedBy,
@@ -59,15 +59,13 @@ from schemas.outputs import (
 from schemas.receipts import Addressed, Addressee, concluded, returned, stored
 from schemas.reviews import Review, ReviewRefusal, ReviewResult
 from streams.intake import Incoming, Origin, reject
+from streams.records import LedgerRequest, Outcome
 from streams.timefmt import iso_ms
 
 __all__ = (
-    "DOC_TYPES",
     "Decided",
     "Group",
     "KeyedRejection",
-    "LedgerRequest",
-    "Outcome",
     "Released",
     "Reviewed",
     "Rules",
@@ -76,8 +74,6 @@ __all__ = (
     "TicketBook",
     "next_due",
 )
-
-DOC_TYPES: tuple[DocType, ...] = ("order", "payment", "logistics")
 
 # Ticket status (CLOSED: a reviewer confirmed its divert; nothing applies to it any more)
 OPEN, PENDING, RELEASED, CLOSED = 0, 1, 2, 3
@@ -235,28 +231,6 @@ def next_due(group: Group) -> int | None:
     times = [t.deadline_ms or t.expires_ms for t in group.tickets.values()]
     times += [r.expires_ms for r in group.released]
     return min(times) if times else None
-
-
-class LedgerRequest(msgspec.Struct, array_like=True, gc=False):
-    """A clean ticket on its way to the buyer ledger (keyed by buyerIdNumber)."""
-
-    ticket_partition: int
-    buyer: str
-    year: int
-    decision: Decision
-    addressees: list[Addressee] = msgspec.field(default_factory=list)
-    # When the ticket completed, in arrival time (ms): the ledger decides in this order, across
-    # workers (streams/engine.py). 0: unknown (a request of an earlier version).
-    at: int = 0
-
-
-class Outcome(msgspec.Struct, array_like=True, gc=False):
-    """The ledger's answer for one ticket revision (back to the ticket's partition)."""
-
-    order_no: str
-    ebp_code: str
-    revision: int
-    released: bool
 
 
 class Rules(NamedTuple):

@@ -22,13 +22,12 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from schemas.documents import DocType
+from schemas.documents import DOC_TYPES, DocType
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
-__all__ = ("INPUT_KINDS", "Topics", "create_topics")
+__all__ = ("Topics", "create_topics")
 
-INPUT_KINDS: tuple[DocType, ...] = ("order", "payment", "logistics")
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
@@ -47,7 +46,7 @@ class Topics:
         self.tickets_changelog = t("sandan-tickets-changelog")
         self.ledger_changelog = t("sandan-ledger-changelog")
         self.inputs = (self.order, self.payment, self.logistics)
-        self.doc_type_of: dict[str, DocType] = dict(zip(self.inputs, INPUT_KINDS, strict=True))
+        self.doc_type_of: dict[str, DocType] = dict(zip(self.inputs, DOC_TYPES, strict=True))
         self.outputs = (self.release, self.divert, self.rejected, self.receipt, self.review_result)
         self.internal = (self.repartition, self.ledger, self.outcomes)
         self.changelogs = (self.tickets_changelog, self.ledger_changelog)

@@ -43,8 +43,8 @@ from typing import NamedTuple
 
 from loadtest.hostile import json_kinds as j
 from loadtest.hostile import xml_kinds as x
-from loadtest.hostile.base import DOC_TYPES, Builder, Format, Mutation, Seeds, make_seeds
-from schemas.documents import DocType
+from loadtest.hostile.base import Builder, Format, Mutation, Seeds, make_seeds
+from schemas.documents import DOC_TYPES, DocType
 
 __all__ = ("KINDS", "KIND_NAMES", "Hostile", "Kind", "Seeds", "hostile", "make_seeds")
 

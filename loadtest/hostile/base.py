@@ -12,10 +12,9 @@ from loadtest.ids import chance
 from loadtest.truth import FaultMix
 from schemas.ceb_xml import encode_message
 from schemas.codec import DEFAULT_MAX_DOCUMENT_BYTES, decode_document
-from schemas.documents import DocType, Document
+from schemas.documents import DOC_TYPES, DocType, Document
 
 __all__ = (
-    "DOC_TYPES",
     "MARK",
     "MAX_DOCUMENT_BYTES",
     "MAX_MESSAGE_BYTES",
@@ -30,7 +29,6 @@ __all__ = (
 )
 
 Format = Literal["json", "xml"]
-DOC_TYPES: tuple[DocType, ...] = ("order", "payment", "logistics")
 MAX_DOCUMENT_BYTES = DEFAULT_MAX_DOCUMENT_BYTES
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # streams.settings' default
 MARK = "hostile3f9c"  # a placeholder value, replaced by raw bytes after encoding

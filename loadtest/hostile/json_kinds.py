@@ -9,13 +9,13 @@ import re
 from typing import Any
 
 from loadtest.hostile.base import (
-    DOC_TYPES,
     MARK,
     MAX_DOCUMENT_BYTES,
     Mutation,
     dump,
     field,
 )
+from schemas.documents import DOC_TYPES
 
 __all__ = (
     "AMOUNTS",

@@ -13,9 +13,10 @@ from typing import Any
 
 from lxml import etree
 
-from loadtest.hostile.base import DOC_TYPES, MARK, MAX_MESSAGE_BYTES, Mutation
+from loadtest.hostile.base import MARK, MAX_MESSAGE_BYTES, Mutation
 from loadtest.hostile.json_kinds import AMOUNTS, INVALID_UTF8, numbers
 from schemas.ceb_xml import CEB_NAMESPACE, MESSAGE_ROOTS
+from schemas.documents import DOC_TYPES
 
 __all__ = (
     "attributes",

@@ -6,7 +6,8 @@ import pytest
 
 from schemas.outputs import Decision
 from schemas.receipts import Addressed
-from streams.tickets import Group, LedgerRequest
+from streams.records import LedgerRequest
+from streams.tickets import Group
 from tests.bench.workload import TicketRecords, ticket_records, transition
 from tests.factories import logistics_dict, payment_dict
 

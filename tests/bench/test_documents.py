@@ -18,7 +18,7 @@ from schemas.documents import DocType, Logistics, Order, Payment
 from schemas.outputs import Decision, Rejection
 from streams.intake import Incoming, validate
 from streams.ledger import BuyerLedger, decide
-from streams.tickets import LedgerRequest
+from streams.records import LedgerRequest
 from tests.bench.workload import (
     EBP,
     ENCODER,

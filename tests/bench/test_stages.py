@@ -13,7 +13,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from schemas.outputs import Decision
 from schemas.receipts import Addressed
 from streams.ledger import BuyerLedger, decide
-from streams.tickets import PENDING, Emit, Group, LedgerRequest, Outcome
+from streams.records import LedgerRequest, Outcome
+from streams.tickets import PENDING, Emit, Group
 from tests.bench.workload import (
     EBP,
     ENCODER,

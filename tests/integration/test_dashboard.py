@@ -30,6 +30,7 @@ from selenium.webdriver.chrome.service import Service
 
 from dashboard.promtext import parse
 from loadtest.processes import stop
+from schemas.documents import DOC_TYPES
 from streams.settings import Settings
 from tests.integration.conftest import PARTITIONS, Deployment
 from tests.integration.kafka import ROOT, Timeout, Worker, consume, free_port, produce, run
@@ -40,7 +41,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REPORTS = ROOT / "reports" / "dashboard"
 INTERVAL = "1s"
-INPUT_KINDS = ("order", "payment", "logistics")
 
 Record = tuple[str, bytes | None, bytes]
 
@@ -212,7 +212,7 @@ def ticket_records(d: Deployment, tag: str, **overrides: Any) -> list[Record]:
     values = (docs["order"], docs["payment"], docs["logistics"])
     return [
         (d.topic(kind), key, json.dumps(value).encode())
-        for kind, value in zip(INPUT_KINDS, values, strict=True)
+        for kind, value in zip(DOC_TYPES, values, strict=True)
     ]
 
 

@@ -26,6 +26,7 @@ from loadtest.truth import FaultMix
 from loadtest.verify import verify
 from schemas.ceb_xml import encode_message
 from schemas.codec import decode_document
+from schemas.documents import DOC_TYPES
 from tests.factories import as_bytes
 from tests.integration.conftest import Deployment
 from tests.integration.kafka import committed_offsets, consume, produce, run
@@ -37,7 +38,6 @@ HUGE = 4  # of them over the message limit
 MAX_SIZE = 300_000  # bytes, the others
 TICKETS = 100
 SEED = 20261205
-INPUT_KINDS = ("order", "payment", "logistics")
 
 Record = tuple[str, bytes | None, bytes]
 
@@ -98,9 +98,7 @@ def test_ten_thousand_malformed_records_are_rejected_once_with_their_bytes(deplo
     assert report.mismatches == []
     assert (report.released, report.diverted, len(decided)) == (TICKETS, 0, TICKETS)
 
-    offsets = run(
-        committed_offsets(d.brokers, d.topic("sandan"), [d.topic(k) for k in INPUT_KINDS])
-    )
+    offsets = run(committed_offsets(d.brokers, d.topic("sandan"), [d.topic(k) for k in DOC_TYPES]))
     per_topic: dict[str, int] = {}
     for tp, offset in offsets.items():
         per_topic[tp.topic] = per_topic.get(tp.topic, 0) + offset

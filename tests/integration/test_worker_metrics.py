@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.ceb_xml import encode_message
 from schemas.codec import decode_document
-from schemas.documents import DocType
+from schemas.documents import DOC_TYPES, DocType
 from streams.metrics import CONTENT_TYPE, WORKER_CLIENT_ID_PREFIX
 from tests.factories import as_bytes
 from tests.integration.conftest import PARTITIONS, Deployment
@@ -102,8 +102,7 @@ DOCUMENTS = {
     ("logistics", "json"): 10,
     ("logistics", "xml"): 1,  # rejected whole
 }
-KINDS = ("order", "payment", "logistics")
-INPUT_PARTITIONS = len(KINDS) * PARTITIONS
+INPUT_PARTITIONS = len(DOC_TYPES) * PARTITIONS
 
 
 def test_a_known_load_gives_exact_metrics(deploy: Any) -> None:
@@ -149,7 +148,7 @@ def test_a_known_load_gives_exact_metrics(deploy: Any) -> None:
     assert by(found, "sandan_transactions_total", "result")["committed"] >= 1
     assert "aborted" not in by(found, "sandan_transactions_total", "result")
     lag = found["sandan_consumer_lag_records"]
-    assert {dict(labels)["topic"] for labels in lag} == {d.topic(k) for k in KINDS}
+    assert {dict(labels)["topic"] for labels in lag} == {d.topic(k) for k in DOC_TYPES}
     assert {dict(labels)["partition"] for labels in lag} == {str(p) for p in range(PARTITIONS)}
     assert set(lag.values()) == {0}
     assert one(found, "sandan_assigned_partitions") == PARTITIONS

@@ -40,11 +40,12 @@ def test_no_product_source_imports_loadtest_or_the_tests_even_lazily() -> None:
     for package in PRODUCT:
         for path in sorted((ROOT / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                names = []
                 if isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names = [node.module]
+                else:
+                    continue
                 found += [
                     f"{path.relative_to(ROOT)}:{node.lineno} {name}"
                     for name in names

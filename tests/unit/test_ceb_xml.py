@@ -26,13 +26,12 @@ from schemas.ceb_xml import (
     is_xml,
 )
 from schemas.codec import decode_document, encode_json
-from schemas.documents import DOCUMENT_TYPES, DocType, Document, Order, OrderLine
+from schemas.documents import DOC_TYPES, DOCUMENT_TYPES, DocType, Document, Order, OrderLine
 from schemas.errors import SchemaError
 from schemas.fields import Amount
 from tests.factories import DROP, as_bytes, logistics_dict, order_dict, payment_dict
 
 MAX_BYTES = 262144
-DOC_TYPES: list[DocType] = ["order", "payment", "logistics"]
 DICTS = {"order": order_dict, "payment": payment_dict, "logistics": logistics_dict}
 NODES = {"order": "Order", "payment": "Payment", "logistics": "Logistics"}
 GUID = "4CDE1CFD-EDED-46B1-946C-B8022E42FC94"

@@ -22,13 +22,12 @@ from schemas.codec import (
     encode_json,
     readable_fields,
 )
-from schemas.documents import DocType, Logistics, Order, Payment
+from schemas.documents import DOC_TYPES, DocType, Logistics, Order, Payment
 from schemas.errors import InputError, SandanError, SchemaError
 from schemas.fields import Amount, dec_hook, enc_hook
 from schemas.outputs import DecidedBy, Decision, DocumentGuids, Reason, Rejection, Source
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 
-DOC_TYPES: list[DocType] = ["order", "payment", "logistics"]
 EXAMPLES: dict[DocType, bytes] = {
     "order": as_bytes(order_dict()),
     "payment": as_bytes(payment_dict()),

@@ -21,10 +21,9 @@ from loadtest.hostile import KIND_NAMES, KINDS, hostile, make_seeds
 from loadtest.hostile.base import MAX_MESSAGE_BYTES
 from schemas.ceb_xml import is_xml
 from schemas.codec import readable_fields
-from schemas.documents import DocType
+from schemas.documents import DOC_TYPES, DocType
 
 SEEDS = make_seeds(1)
-DOC_TYPES: list[DocType] = ["order", "payment", "logistics"]
 MARK = "hostile3f9c"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from schemas.codec import encode_json
-from schemas.documents import DocType, Document, Logistics, Order, Payment
+from schemas.documents import DOC_TYPES, DocType, Document, Logistics, Order, Payment
 from schemas.outputs import Rejection, Source
 from streams.intake import Incoming, reject, validate
 from tests.factories import DROP, as_bytes, logistics_dict, order_dict, payment_dict
@@ -22,7 +22,6 @@ BUILDERS: dict[DocType, Callable[..., dict[str, Any]]] = {
     "logistics": logistics_dict,
 }
 TYPES: dict[DocType, type[Document]] = {"order": Order, "payment": Payment, "logistics": Logistics}
-DOC_TYPES: list[DocType] = ["order", "payment", "logistics"]
 ORDER_NO = "SO20261124000001"
 GUIDS: dict[DocType, str] = {
     "order": "6F1E7C7A-8B1D-4E7E-9B4A-0C2D7E1F3A01",

@@ -21,7 +21,8 @@ from schemas.outputs import Source
 from schemas.receipts import Addressed
 from streams.intake import Incoming, validate
 from streams.ledger import BuyerLedger, decide
-from streams.tickets import Group, LedgerRequest, Outcome, Rules, TicketBook
+from streams.records import LedgerRequest, Outcome
+from streams.tickets import Group, Rules, TicketBook
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 

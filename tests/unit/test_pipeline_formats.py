@@ -19,9 +19,8 @@ from loadtest.truth import FaultMix
 from schemas.ceb_xml import encode_message
 from schemas.codec import decode_document
 from schemas.errors import SchemaError
-from streams.engine import Output
 from streams.pipeline import SandanPipeline
-from streams.records import Record
+from streams.records import Output, Record
 from streams.settings import Settings
 from tests.factories import as_bytes, order_dict, payment_dict
 from tests.integration.receipts import receipt

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from streams import pipeline as pipeline_module
-from streams.engine import Output
 from streams.intake import read
-from streams.records import Record
+from streams.records import Output, Record
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 from tests.unit.test_pipeline_formats import T0, Harness, on, receipts
 

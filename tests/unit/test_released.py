@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from schemas.documents import DOC_TYPES
 from schemas.outputs import Rejection, Source
 from streams.tickets import Group, Released, next_due
 from tests.factories import as_bytes, logistics_dict, payment_dict
@@ -58,7 +59,6 @@ BUSINESS_KEYS = (
 )
 # when the resend arrives: the released ticket still held, or forgotten at retention
 PHASES = {"held": T0 + 3000, "forgotten": T0 + RETENTION + 1000}
-KINDS = ("order", "payment", "logistics")
 
 
 def duplicate_detail(kind: str) -> str:
@@ -148,7 +148,7 @@ def test_a_group_stored_before_released_tickets_were_remembered_still_decodes() 
 
 
 @pytest.mark.parametrize("phase", PHASES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", DOC_TYPES)
 def test_a_resent_document_is_rejected_duplicate_and_changes_nothing(kind: str, phase: str) -> None:
     """A waybill resent as customs' standard has it (no ebpCode) included: today's platform
     tickets and the waybill-only ticket ``:{orderNo}`` alike are never made by it."""
@@ -174,7 +174,7 @@ def test_a_resent_document_is_rejected_duplicate_and_changes_nothing(kind: str, 
 
 
 @pytest.mark.parametrize("phase", PHASES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", DOC_TYPES)
 def test_a_resend_with_other_content_is_rejected_all_the_same(kind: str, phase: str) -> None:
     driver = released_driver()
     at = PHASES[phase]
@@ -243,7 +243,7 @@ def test_a_resent_waybill_parked_while_the_ledger_decides_is_rejected_after_rele
 
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("app_type", ["2", "3"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", DOC_TYPES)
 def test_a_change_or_delete_is_ticket_released_for_the_horizon(
     kind: str, app_type: str, phase: str
 ) -> None:
@@ -277,7 +277,7 @@ def test_the_released_documents_redelivered_do_nothing(phase: str) -> None:
     driver = released_driver()
     if phase == "forgotten":
         driver.tick(T0 + RETENTION)
-    for kind in KINDS:
+    for kind in DOC_TYPES:
         assert driver.send(kind, BUILDERS[kind](), PHASES[phase]) == []
     assert codes(driver.out) == ["RELEASE"]
     assert driver.receipts[-1].receipt.returnStatus == "399"  # nothing since the release
@@ -286,7 +286,7 @@ def test_the_released_documents_redelivered_do_nothing(phase: str) -> None:
 # -- the horizon -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", DOC_TYPES)
 def test_the_horizon_ends_at_the_first_documents_arrival_plus_the_horizon(kind: str) -> None:
     driver = released_driver()
     driver.tick(T0 + RETENTION)
@@ -337,7 +337,7 @@ def test_a_ticket_released_after_a_divert_is_remembered_from_its_first_document(
 # -- a ticket not released is not remembered ---------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", DOC_TYPES)
 def test_a_diverted_ticket_resent_is_duplicate_while_held(kind: str) -> None:
     """Not released, so not final: held, it refuses a second document of a kind it holds (a
     waybill naming no platform joins the one open ticket), as before."""
@@ -381,7 +381,7 @@ PIPELINE_ENV = {"SANDAN_RELEASED_HORIZON": "1000s"}  # window 10 s, retention 10
 
 def _release(harness: Harness) -> list[Any]:
     out = []
-    for n, kind in enumerate(KINDS):
+    for n, kind in enumerate(DOC_TYPES):
         out += harness.feed(kind, as_bytes(BUILDERS[kind]()), T0 + n * 1000, ORDER_NO.encode())
     assert [json.loads(o.value or b"")["decision"] for o in on(out, "release")] == ["RELEASE"]
     return out

@@ -19,11 +19,10 @@ from schemas.errors import SchemaError
 from schemas.keys import murmur2_partition
 from schemas.reviews import decode_review
 from streams.audit import history, render_text
-from streams.engine import Output
 from streams.inspect import render_ticket
 from streams.lookup import ticket_answer
 from streams.pipeline import SandanPipeline
-from streams.records import Record
+from streams.records import Output, Record
 from streams.settings import Settings
 from streams.tickets import Group
 from streams.timefmt import iso_ms

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.engine import Output
+from streams.records import Output
 from streams.store import Store
 
 CHANGELOG = "cbec.sandan-tickets-changelog"

@@ -26,16 +26,8 @@ from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded
 from streams.intake import Incoming, Origin, validate
 from streams.ledger import BuyerLedger, decide
-from streams.tickets import (
-    Group,
-    KeyedRejection,
-    LedgerRequest,
-    Outcome,
-    Rules,
-    Ticket,
-    TicketBook,
-    next_due,
-)
+from streams.records import LedgerRequest, Outcome
+from streams.tickets import Group, KeyedRejection, Rules, Ticket, TicketBook, next_due
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 

@@ -18,7 +18,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.ceb_xml import encode_message
 from schemas.codec import decode_document
 from schemas.keys import murmur2_partition
-from streams.engine import Output
 from streams.metrics import (
     HOUR_MS,
     WORKER_CLIENT_ID_PREFIX,
@@ -28,7 +27,7 @@ from streams.metrics import (
     worker_client_id,
 )
 from streams.pipeline import SandanPipeline
-from streams.records import Record, TopicPartition
+from streams.records import Output, Record, TopicPartition
 from streams.settings import Settings, SettingsError
 from streams.store import Store
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
