@@ -63,6 +63,9 @@ browser: ## install chromium and chromedriver (Debian packages) for the dashboar
 test: setup browser ## unit and integration tests (starts and stops its own broker on free ports)
 	$(BIN)/pytest tests/unit tests/integration
 
+unit: setup ## the unit tests alone: no broker, no browser (tests/unit mirrors the source tree)
+	$(BIN)/pytest -q tests/unit
+
 dashboard: setup ## the live status page of the local broker's workers, on http://127.0.0.1:8090 (SANDAN_DASHBOARD_PORT)
 	SANDAN_BROKERS=127.0.0.1:$(SANDAN_KAFKA_PORT) $(BIN)/sandan dashboard
 
@@ -111,4 +114,4 @@ bench: setup ## micro-benchmarks (pytest-benchmark)
 clean: kafka-down ## remove the venv, the Kafka cache and local state
 	rm -rf $(VENV) .cache data
 
-.PHONY: help setup kafka-jars kafka-up kafka-down topics run browser test dashboard lint format loadtest loadtest-short loadtest-http chaos throughput throughput-garbage metrics-cost page-load fuzz bench clean
+.PHONY: help setup kafka-jars kafka-up kafka-down topics run browser test unit dashboard lint format loadtest loadtest-short loadtest-http chaos throughput throughput-garbage metrics-cost page-load fuzz bench clean

@@ -3,7 +3,7 @@
 After its release, and after its own state is forgotten at retention, until the released
 horizon: a document resent for it (a new guid) is rejected ``DUPLICATE`` (appType 1) or
 ``TICKET_RELEASED`` (2, 3), with a receipt ``100``, and makes no ticket, timer or decision; an
-exact redelivery does nothing. Driven by tests/unit/test_tickets.py's Driver (window 10 s,
+exact redelivery does nothing. Driven by tests/unit/streams/test_tickets.py's Driver (window 10 s,
 retention 100 s, released horizon 1,000 s), then through SandanPipeline on a temporary
 directory: across a restart, and from the changelog alone.
 """
@@ -22,8 +22,8 @@ from schemas.documents import DOC_TYPES
 from schemas.outputs import Rejection, Source
 from streams.tickets import Group, Released, next_due
 from tests.factories import as_bytes, logistics_dict, payment_dict
-from tests.unit.test_pipeline_formats import Harness, on, receipts
-from tests.unit.test_tickets import (
+from tests.unit.streams.test_pipeline_formats import Harness, on, receipts
+from tests.unit.streams.test_tickets import (
     BUILDERS,
     EBP,
     G_LOGISTICS,

@@ -3,7 +3,7 @@ group or buyer ledger with personal data masked (streams.lookup), the committed-
 (streams.store.Store.committed), and answering on any worker: locally, forwarded to the owner
 once, or 503 (streams.owners), over real sockets with the group's description faked.
 
-The tickets are driven by tests/unit/test_tickets.py's Driver (window 10 s, retention 100 s,
+The tickets are driven by tests/unit/streams/test_tickets.py's Driver (window 10 s, retention 100 s,
 released horizon 1,000 s); T0 is 2026-11-24T03:20:00.000Z.
 """
 
@@ -63,8 +63,8 @@ from streams.tickets import (
 )
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
-from tests.unit.test_pipeline_formats import Harness
-from tests.unit.test_tickets import (
+from tests.unit.streams.test_pipeline_formats import Harness
+from tests.unit.streams.test_tickets import (
     BUYER,
     EBP,
     G_LOGISTICS,

@@ -9,8 +9,8 @@ import msgspec
 from streams.inspect import render_error, render_quota, render_ticket
 from streams.ledger import BuyerLedger
 from streams.lookup import quota_answer, ticket_answer
-from tests.unit.test_lookup import LIMIT, PARTITION, PERSONAL_VALUES, URL
-from tests.unit.test_tickets import BUYER, EBP, G_ORDER, ORDER_NO, T0, TICKET, Driver
+from tests.unit.streams.test_lookup import LIMIT, PARTITION, PERSONAL_VALUES, URL
+from tests.unit.streams.test_tickets import BUYER, EBP, G_ORDER, ORDER_NO, T0, TICKET, Driver
 
 
 def test_a_ticket_rendered_for_people() -> None:

@@ -22,7 +22,7 @@ from streams.records import Record
 from streams.settings import Settings
 from streams.store import DataDirError, Store, as_data_dir_error, data_dir_errno
 from tests.factories import as_bytes, order_dict
-from tests.unit.test_pipeline_formats import T0, Harness
+from tests.unit.streams.test_pipeline_formats import T0, Harness
 
 ENOSPC_ROCKSDB = (
     "IO error: No space left on device: While appending to file: /d/state/tickets/000008.sst: "

@@ -95,7 +95,7 @@ class Driver:
         self.ledgers: dict[str, bytes] = {}
         self.requests: list[bytes] = []
         self.out: list[Output] = []
-        self.receipts: list[Addressed] = []  # apart from `out`: tests/unit/test_receipts.py
+        self.receipts: list[Addressed] = []  # apart from `out`: tests/unit/schemas/test_receipts.py
         self.offset = 0
 
     # records
@@ -625,8 +625,8 @@ def test_a_timer_that_closes_a_window_reports_the_change() -> None:
 
 
 def test_retention_forgets_the_ticket_and_a_later_record_starts_a_new_one() -> None:
-    """A ticket not released (here diverted) is forgotten whole: see tests/unit/test_released.py
-    for what is kept of a released one."""
+    """A ticket not released (here diverted) is forgotten whole: see
+    tests/unit/streams/test_released.py for what is kept of a released one."""
     driver = Driver()
     driver.order(T0)
     driver.payment(T0 + 1000, amountPaid="1")
@@ -1022,7 +1022,7 @@ def test_a_waybill_change_without_platform_code_goes_to_the_ticket_holding_its_n
 def test_another_waybill_after_release_waits_in_the_waybill_only_ticket() -> None:
     """Not the released ticket's waybill (another logisticsNo, no platform named): it may be
     another platform's; the released ticket's own waybill resent is rejected
-    (tests/unit/test_released.py)."""
+    (tests/unit/streams/test_released.py)."""
     driver = Driver()
     driver.clean()
     assert driver.logistics(T0 + 3000, guid=guid(1), logisticsNo="LN20261124OTHER") == []

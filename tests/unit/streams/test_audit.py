@@ -12,7 +12,7 @@ from streams.audit import Event, _utc, history, needles, render_text
 from streams.records import Record
 from streams.settings import Settings
 from streams.topics import Topics
-from tests.unit.test_tickets import EBP, ORDER_NO, T0, TICKET, Driver
+from tests.unit.streams.test_tickets import EBP, ORDER_NO, T0, TICKET, Driver
 
 TOPICS = Topics(Settings.from_env({}))
 

@@ -18,7 +18,7 @@ from schemas.codec import encode_json
 from schemas.outputs import DivertCode
 from tests import factories
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MODULES = ["matchers", *(f"matchers.{name}" for name in ("amounts", "parties", "consignee"))]
 MODULES += ["matchers.identity", "matchers.limits"]
 

@@ -16,7 +16,7 @@ from streams import pipeline as pipeline_module
 from streams.intake import read
 from streams.records import Output, Record
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
-from tests.unit.test_pipeline_formats import T0, Harness, on, receipts
+from tests.unit.streams.test_pipeline_formats import T0, Harness, on, receipts
 
 POISON = b'"poison-marker"'
 

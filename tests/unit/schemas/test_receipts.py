@@ -3,8 +3,8 @@
 Every document applied gets ``120``, every rejection ``100`` with its code, every decision a
 ``399`` to the sender of each document it decided on; an exact redelivery gets nothing. A
 document that came as a node of an XML message gets its receipts as XML, keyed by the
-message's ``copCode``. The stage is driven by tests/unit/test_tickets.py's Driver, which also
-decides the ledger's requests as the pipeline does.
+message's ``copCode``. The stage is driven by tests/unit/streams/test_tickets.py's Driver,
+which also decides the ledger's requests as the pipeline does.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from schemas.receipts import (
 )
 from streams.intake import Origin
 from tests.factories import as_bytes, order_dict
-from tests.unit.test_tickets import (
+from tests.unit.streams.test_tickets import (
     BUILDERS,
     EBP,
     G_LOGISTICS,
