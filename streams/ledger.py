@@ -51,24 +51,23 @@ def decide(
     ledger: BuyerLedger, request: LedgerRequest, annual_limit: Decimal, now_ms: int
 ) -> tuple[Decision, Outcome] | None:
     """Release or divert one clean ticket, updating ``ledger`` in place (the total when
-    released); None if this ticket revision was decided before."""
+    released; the request is left as it is); None if this ticket revision was decided before."""
     digest = _digest(request)
     if _seen(ledger, request.year, digest):
         return None
     ledger.decided[request.year] = ledger.decided.get(request.year, b"") + digest
     for year in [y for y in ledger.decided if y < request.year - 1]:
         del ledger.decided[year]
-    decision = request.decision
-    dutiable = decision.dutiableValue or Decimal(0)
+    asked = request.decision
+    dutiable = asked.dutiableValue or Decimal(0)
     released = ledger.totals.get(request.year, Decimal(0))
     reasons = check_annual_limit(released, dutiable, annual_limit)
-    decision.decidedAt = iso_ms(now_ms)
     if reasons:
-        decision.decision = "DIVERT"
-        decision.reasons = reasons
-        decision.missing = []
+        decision = msgspec.structs.replace(
+            asked, decision="DIVERT", decidedAt=iso_ms(now_ms), reasons=reasons, missing=[]
+        )
     else:
-        decision.decision = "RELEASE"
+        decision = msgspec.structs.replace(asked, decision="RELEASE", decidedAt=iso_ms(now_ms))
         ledger.totals[request.year] = released + dutiable
     outcome = Outcome(decision.orderNo, decision.ebpCode or "", decision.revision, not reasons)
     return decision, outcome

@@ -60,7 +60,17 @@ from streams.metrics import OpenTickets, StepMetrics, openings
 from streams.records import LedgerRequest, Outcome, Output, Record, Routed, TopicPartition
 from streams.settings import Settings
 from streams.store import DataDirError, Store
-from streams.tickets import Group, KeyedRejection, Rules, TicketBook, next_due
+from streams.tickets import (
+    Emit,
+    Group,
+    KeyedRejection,
+    Rules,
+    apply_document,
+    apply_outcome,
+    apply_review,
+    apply_timer,
+    next_due,
+)
 from streams.timefmt import iso_ms
 from streams.topics import Topics
 
@@ -365,9 +375,11 @@ class SandanPipeline:
     def _on_document(
         self, partition: int, incoming: Incoming, document: Document, now_ms: int
     ) -> None:
-        book = TicketBook(self.rules, partition)
-        book.on_document(self._group(partition, document.orderNo), incoming, document, now_ms)
-        self._emit(book, incoming.source.timestamp or now_ms)
+        group = self._group(partition, document.orderNo)
+        step = apply_document(self.rules, partition, group, incoming, document, now_ms)
+        if step.changed:
+            self._changed.add((partition, document.orderNo))
+        self._emit(step.emits, partition, incoming.source.timestamp or now_ms)
 
     def _on_ledger_request(self, partition: int, request: LedgerRequest, now_ms: int) -> None:
         ledger = self._buyer(partition, request.buyer)
@@ -396,10 +408,13 @@ class SandanPipeline:
         )
 
     def _on_outcome(self, partition: int, outcome: Outcome, now_ms: int) -> None:
-        book = TicketBook(self.rules, partition, floor_ms=self._applied_until + 1)
-        book.on_outcome(self._group(partition, outcome.order_no), outcome, now_ms)
         # What the outcome replays counts as arriving after everything applied (the floor).
-        self._emit(book, book.floor_ms)
+        floor_ms = self._applied_until + 1
+        group = self._group(partition, outcome.order_no)
+        step = apply_outcome(self.rules, partition, group, outcome, now_ms, floor_ms)
+        if step.changed:
+            self._changed.add((partition, outcome.order_no))
+        self._emit(step.emits, partition, floor_ms)
 
     def _on_review(self, record: Record, now_ms: int) -> None:
         """A reviewer's action: applied on its ticket's partition if this worker owns it, else
@@ -419,14 +434,15 @@ class SandanPipeline:
                 Output(self.topics.review, order_no.encode(), record.value, partition, headers)
             )
             return
-        key = (partition, order_no)
-        book = TicketBook(self.rules, partition, floor_ms=self._applied_until + 1)
-        if book.on_review(
-            self._group(partition, order_no, changes=False), review, record.timestamp, now_ms
-        ):
-            self._changed.add(key)
         # A release by review counts as arriving after everything applied (the floor).
-        self._emit(book, 0)
+        floor_ms = self._applied_until + 1
+        group = self._group(partition, order_no)
+        step = apply_review(
+            self.rules, partition, group, review, record.timestamp, now_ms, floor_ms
+        )
+        if step.changed:
+            self._changed.add((partition, order_no))
+        self._emit(step.emits, partition, 0)
 
     def _drain_ledger_inbox(self, now_ms: int) -> None:
         """Decide the ledger requests whose buyer's partition this worker owns, in the same
@@ -440,18 +456,17 @@ class SandanPipeline:
         for partition in sorted(self.partitions):
             for key in list(self.tickets.due(partition, arrived_ms, MAX_TIMERS_PER_BATCH)):
                 order_no = key.decode()
-                book = TicketBook(self.rules, partition)
-                if book.on_timer(
-                    self._group(partition, order_no, changes=False), arrived_ms, now_ms
-                ):
+                group = self._group(partition, order_no)
+                step = apply_timer(self.rules, partition, group, arrived_ms, now_ms)
+                if step.changed:
                     self._changed.add((partition, order_no))
-                self._emit(book, 0)  # a window's decision: no document completed the ticket
+                self._emit(step.emits, partition, 0)  # a window's decision: nothing completed it
 
     # -- state, read once and written once per batch ----------------------------------------
 
-    def _group(self, partition: int, order_no: str, *, changes: bool = True) -> Group:
-        """The group, read once per batch (from the cache, else the store); ``changes``: the
-        caller is about to change it (else it says so itself)."""
+    def _group(self, partition: int, order_no: str) -> Group:
+        """The group, read once per batch (from the cache, else the store). It is written at
+        the end of the batch only if a step applied to it says it changed (``_changed``)."""
         key = (partition, order_no)
         group = self._groups.get(key)
         if group is None:
@@ -466,8 +481,6 @@ class SandanPipeline:
             self._groups[key] = group
             self._stored_due[key] = due
             self._openings[key] = opened
-        if changes:
-            self._changed.add(key)
         return group
 
     def _buyer(self, partition: int, buyer: str) -> BuyerLedger:
@@ -505,9 +518,10 @@ class SandanPipeline:
 
     # -- what the stages emit ---------------------------------------------------------------
 
-    def _emit(self, book: TicketBook, started_ms: int) -> None:
-        """What ``book`` emitted; its decisions' latency starts at ``started_ms`` (0: none)."""
-        for item in book.emitted:
+    def _emit(self, emits: list[Emit], partition: int, started_ms: int) -> None:
+        """What a step on ``partition`` emitted; its decisions' latency starts at
+        ``started_ms`` (0: none)."""
+        for item in emits:
             if isinstance(item, Addressed):
                 self._output_receipt(item)
             elif isinstance(item, Decision):
@@ -515,7 +529,7 @@ class SandanPipeline:
             elif isinstance(item, KeyedRejection):
                 self._output_rejection_record(item.key, item.rejection)
             elif isinstance(item, ReviewResult):
-                self._output_review_result(item, book.partition)
+                self._output_review_result(item, partition)
             else:
                 partitions = self.settings.partitions
                 partition = murmur2_partition(item.buyer.encode(), partitions)

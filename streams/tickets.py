@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from enum import IntEnum
 from functools import lru_cache
 from typing import Literal, NamedTuple, TypeVar, get_args
 
@@ -69,14 +70,29 @@ __all__ = (
     "Released",
     "Reviewed",
     "Rules",
+    "Status",
+    "Step",
     "StoredDoc",
     "Ticket",
     "TicketBook",
+    "apply_document",
+    "apply_outcome",
+    "apply_review",
+    "apply_timer",
     "next_due",
 )
 
-# Ticket status (CLOSED: a reviewer confirmed its divert; nothing applies to it any more)
-OPEN, PENDING, RELEASED, CLOSED = 0, 1, 2, 3
+
+class Status(IntEnum):
+    """A ticket's status (stored as its number)."""
+
+    OPEN = 0  # waiting for documents, or decided DIVERT (a change may decide it again)
+    PENDING = 1  # at the buyer ledger
+    RELEASED = 2
+    CLOSED = 3  # a reviewer confirmed its divert: nothing applies to it any more
+
+
+OPEN, PENDING, RELEASED, CLOSED = Status
 
 
 class StoredDoc(msgspec.Struct, array_like=True, gc=False):
@@ -141,7 +157,7 @@ class Ticket(msgspec.Struct, array_like=True, gc=False):
     logistics: StoredDoc | None = None
     guids: list[str] = msgspec.field(default_factory=list)
     revision: int = 0
-    status: int = OPEN
+    status: Status = OPEN
     completed_ms: int | None = None
     parked: list[Parked] = msgspec.field(default_factory=list)
     # Last, with a default: states written before the log existed decode with an empty one.
@@ -263,6 +279,52 @@ class KeyedRejection(NamedTuple):
 Emit = Decision | KeyedRejection | LedgerRequest | Addressed | ReviewResult
 
 
+class Step(NamedTuple):
+    """What applying one event to a group gives (the bytewax shape): what to emit, and whether
+    the group changed, so whether the pipeline writes it (once per batch)."""
+
+    emits: list[Emit]
+    changed: bool
+
+
+def apply_document(
+    rules: Rules, partition: int, group: Group, record: Incoming, doc: Document, now_ms: int
+) -> Step:
+    """A validated document arrived for the group (see :meth:`TicketBook.on_document`)."""
+    book = TicketBook(rules, partition)
+    return Step(book.emitted, book.on_document(group, record, doc, now_ms))
+
+
+def apply_outcome(
+    rules: Rules, partition: int, group: Group, outcome: Outcome, now_ms: int, floor_ms: int
+) -> Step:
+    """The buyer ledger's outcome came back; what it replays counts as arriving at ``floor_ms``
+    (just after everything applied so far)."""
+    book = TicketBook(rules, partition, floor_ms)
+    return Step(book.emitted, book.on_outcome(group, outcome, now_ms))
+
+
+def apply_review(
+    rules: Rules,
+    partition: int,
+    group: Group,
+    review: Review,
+    arrived_ms: int,
+    now_ms: int,
+    floor_ms: int,
+) -> Step:
+    """A reviewer's action (see :meth:`TicketBook.on_review`)."""
+    book = TicketBook(rules, partition, floor_ms)
+    return Step(book.emitted, book.on_review(group, review, arrived_ms, now_ms))
+
+
+def apply_timer(rules: Rules, partition: int, group: Group, until_ms: int, now_ms: int) -> Step:
+    """The group's timer fired: windows closed by ``until_ms`` (arrival time) decide at
+    ``now_ms``; tickets past their retention are forgotten."""
+    book = TicketBook(rules, partition)
+    return Step(book.emitted, book.on_timer(group, until_ms, now_ms))
+
+
 class TicketBook:
     """Applies records, outcomes and timers to one group, collecting what is emitted."""
 
@@ -278,22 +340,32 @@ class TicketBook:
 
     # -- documents ------------------------------------------------------------------------
 
-    def on_document(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> None:
-        """Apply one validated document (not a draft) to its group.
+    def on_document(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> bool:
+        """Apply one validated document (not a draft) to its group; return whether the group
+        changed (an exact redelivery changes nothing, so nothing is written).
 
         The record's timestamp is when it arrived: a ticket's window starts at its first
         document's arrival, and windows that closed before this record arrived close first.
         """
         arrived_ms = min(record.source.timestamp, now_ms) if record.source.timestamp > 0 else now_ms
         self._at = max(arrived_ms, self.floor_ms)
-        self.on_timer(group, arrived_ms, now_ms)
+        changed = self.on_timer(group, arrived_ms, now_ms)
         if any(doc.guid in t.guids for t in group.tickets.values()):
-            return  # an exact redelivery: nothing happens, nothing is emitted
-        if group.released and self._released_refuses(group, record, doc, now_ms):
-            return
-        ebp = self._place(group, record, doc, now_ms)
-        if ebp is None:
-            return
+            return changed  # an exact redelivery: nothing happens, nothing is emitted
+        if group.released:
+            seen = sum(len(entry.guids) for entry in group.released)
+            if self._released_refuses(group, record, doc, now_ms):
+                return changed or sum(len(entry.guids) for entry in group.released) != seen
+        ebp = self._place(group, doc)
+        ambiguous = self._ambiguous(group, doc) if ebp == "" else []
+        for other in ambiguous:
+            reason = Reason(
+                "AMBIGUOUS_WAYBILL",
+                f"{len(_open_platform_tickets(group))} platforms' tickets share the waybill's "
+                "orderNo",
+                {"orderNo": [doc.orderNo, doc.orderNo]},
+            )
+            self._decide_divert(group, other, group.tickets[other], [reason], now_ms)
         ticket = group.tickets.get(ebp)
         if ticket is None:
             if doc.appType != "1":
@@ -305,13 +377,14 @@ class TicketBook:
                     ticket_id(ebp, group.order_no),
                     now_ms,
                 )
-                return
+                return changed or bool(ambiguous)
             ticket = self._new_ticket(arrived_ms)
             group.tickets[ebp] = ticket
         if ticket.status == PENDING:
             ticket.parked.append(_park(record))
-            return
+            return True
         self._apply(group, ebp, ticket, record, doc, now_ms)
+        return True
 
     def _released_refuses(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> bool:
         """Whether the document is a released ticket's (then it is handled here): a redelivery
@@ -341,8 +414,10 @@ class TicketBook:
             self._reject(record, doc, "DUPLICATE", detail, tid, now_ms)
         return True
 
-    def _place(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> str | None:
-        """The platform code of the ticket this document belongs to (None: handled here)."""
+    @staticmethod
+    def _place(group: Group, doc: Document) -> str:
+        """The platform code of the ticket this document belongs to (``""``: the waybill-only
+        ticket ``:{orderNo}``). Placing decides nothing: see :meth:`_ambiguous`."""
         if not isinstance(doc, Logistics):
             return doc.ebpCode
         if doc.ebpCode:
@@ -351,21 +426,21 @@ class TicketBook:
             holders = [ebp for ebp, t in group.tickets.items() if t.logistics is not None]
             same_no = [ebp for ebp in holders if _waybill_no(group.tickets[ebp]) == doc.logisticsNo]
             return (same_no or holders or [""])[0]
-        open_platform = [ebp for ebp, t in group.tickets.items() if ebp and t.status != RELEASED]
-        if len(open_platform) == 1:
-            return open_platform[0]
+        open_platform = _open_platform_tickets(group)
+        return open_platform[0] if len(open_platform) == 1 else ""
+
+    @staticmethod
+    def _ambiguous(group: Group, doc: Document) -> list[str]:
+        """The platform tickets a new waybill naming no platform cannot choose between (each
+        then diverted ``AMBIGUOUS_WAYBILL`` while open); none when a waybill already waits
+        (this one is then a DUPLICATE)."""
+        if not isinstance(doc, Logistics) or doc.ebpCode or doc.appType != "1":
+            return []
+        open_platform = _open_platform_tickets(group)
         waiting = group.tickets.get("")
-        if len(open_platform) > 1 and (waiting is None or waiting.logistics is None):
-            for ebp in open_platform:  # (a waybill already waiting makes this one DUPLICATE)
-                ticket = group.tickets[ebp]
-                if ticket.status == OPEN:
-                    reason = Reason(
-                        "AMBIGUOUS_WAYBILL",
-                        f"{len(open_platform)} platforms' tickets share the waybill's orderNo",
-                        {"orderNo": [doc.orderNo, doc.orderNo]},
-                    )
-                    self._decide_divert(group, ebp, ticket, [reason], now_ms)
-        return ""
+        if len(open_platform) < 2 or (waiting is not None and waiting.logistics is not None):  # noqa: PLR2004
+            return []
+        return [ebp for ebp in open_platform if group.tickets[ebp].status == OPEN]
 
     def _apply(
         self, group: Group, ebp: str, ticket: Ticket, record: Incoming, doc: Document, now_ms: int
@@ -427,7 +502,7 @@ class TicketBook:
         waiting = group.tickets.get("")
         if waiting is None or waiting.logistics is None or not ebp:
             return
-        if sum(1 for e, t in group.tickets.items() if e and t.status != RELEASED) != 1:
+        if len(_open_platform_tickets(group)) != 1:
             return
         ticket.logistics = waiting.logistics
         ticket.guids.append(waiting.logistics.guid)
@@ -548,16 +623,20 @@ class TicketBook:
 
     # -- the ledger's outcome and timers ----------------------------------------------------
 
-    def on_outcome(self, group: Group, outcome: Outcome, now_ms: int) -> None:
-        """The ledger decided a ticket revision: settle it and replay what was parked."""
+    def on_outcome(self, group: Group, outcome: Outcome, now_ms: int) -> bool:
+        """The ledger decided a ticket revision: settle it and replay what was parked. Return
+        whether the group changed (an outcome for a revision no longer pending does not)."""
         ticket = group.tickets.get(outcome.ebp_code)
         if ticket is None or ticket.status != PENDING or ticket.revision != outcome.revision:
-            return
+            return False
         ticket.status = RELEASED if outcome.released else OPEN
         codes: list[str] = [] if outcome.released else list(LEDGER_DIVERT_CODES)
-        last = ticket.reviews[-1] if ticket.reviews else None
-        if not outcome.released and last and last.revision == outcome.revision - 1:
-            last.refused = LEDGER_DIVERT_CODES[0]  # a release by review the ledger refused
+        if not outcome.released:  # a release by review the ledger refused: logged so
+            asked = ("RELEASE", "", outcome.revision - 1)
+            for review in reversed(ticket.reviews):
+                if (review.action, review.refused, review.revision) == asked:
+                    review.refused = LEDGER_DIVERT_CODES[0]
+                    break
         ticket.log_decision("RELEASE" if outcome.released else "DIVERT", codes, now_ms)
         if outcome.released:
             ticket.deadline_ms = 0  # a released ticket's window has nothing left to close
@@ -572,6 +651,7 @@ class TicketBook:
             incoming = Incoming(record.doc_type, record.key, record.raw, _source(record), origin)
             doc = decode_document_cached(record.doc_type, record.raw, self.rules.max_document_bytes)
             self.on_document(group, incoming, doc, now_ms)
+        return True
 
     def _remembered(self, ebp: str, ticket: Ticket) -> Released:
         logistics = _decode(ticket.logistics, "logistics", Logistics)
@@ -798,6 +878,11 @@ def _park(record: Incoming) -> Parked:
 
 def _source(record: Parked) -> Source:
     return Source(record.topic, record.partition, record.offset, record.timestamp)
+
+
+def _open_platform_tickets(group: Group) -> list[str]:
+    """The platform codes of the group's tickets not released (a waybill may still join)."""
+    return [ebp for ebp, t in group.tickets.items() if ebp and t.status != RELEASED]
 
 
 def _waybill_no(ticket: Ticket) -> str | None:

@@ -22,7 +22,7 @@ from streams.records import Record
 from streams.settings import Settings
 from streams.store import DataDirError, Store, as_data_dir_error, data_dir_errno
 from tests.factories import as_bytes, order_dict
-from tests.unit.streams.test_pipeline_formats import T0, Harness
+from tests.unit.streams.harness import T0, PipelineHarness
 
 ENOSPC_ROCKSDB = (
     "IO error: No space left on device: While appending to file: /d/state/tickets/000008.sst: "
@@ -283,7 +283,7 @@ def test_a_close_that_cannot_flush_warns_and_loses_nothing(
 def test_a_data_dir_error_is_never_a_poison_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    h = Harness(tmp_path)
+    h = PipelineHarness(tmp_path)
     try:
         error = DataDirError(errno.EIO, tmp_path, EIO_ROCKSDB)
 

@@ -104,6 +104,17 @@ def test_a_release_adds_the_dutiable_value_and_answers_the_ticket() -> None:
     assert str(_LEDGER.decode(_ENCODER.encode(ledger)).totals[2026]) == "497.50"
 
 
+def test_deciding_leaves_the_request_as_it_was() -> None:
+    """A stage never changes a message it was given: the request is the same after."""
+    ledger = BuyerLedger({2026: Decimal("25600")})
+    for req in (request(1, "497.50"), request(2, "300.00")):
+        before = _ENCODER.encode(req)
+        decided = decide(ledger, req, ANNUAL, T0 + 1000)
+        assert decided is not None
+        assert _ENCODER.encode(req) == before
+        assert decided[0] is not req.decision
+
+
 def test_the_limit_itself_is_allowed_and_a_cent_more_is_not() -> None:
     ledger = BuyerLedger()
     assert run(ledger, request(1, "20000.00"))[0]["fullTax"] is True

@@ -63,7 +63,7 @@ from streams.tickets import (
 )
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
-from tests.unit.streams.test_pipeline_formats import Harness
+from tests.unit.streams.harness import PipelineHarness
 from tests.unit.streams.test_tickets import (
     BUYER,
     EBP,
@@ -694,7 +694,7 @@ def reply_json(reply: Any) -> Any:
 
 
 def test_the_owner_answers_from_its_committed_state(tmp_path: Path) -> None:
-    harness = Harness(tmp_path)
+    harness = PipelineHarness(tmp_path)
     lookups = Lookups(harness.settings, harness.pipeline, _no_session, clock=lambda: T0 / 1000)
     path = f"/v1/tickets/{TICKET}"
 
@@ -733,7 +733,7 @@ def test_the_owner_answers_from_its_committed_state(tmp_path: Path) -> None:
 
 
 def test_bad_and_unknown_lookups(tmp_path: Path) -> None:
-    harness = Harness(tmp_path)
+    harness = PipelineHarness(tmp_path)
     lookups = Lookups(harness.settings, harness.pipeline, _no_session, clock=lambda: T0 / 1000)
 
     async def test() -> None:

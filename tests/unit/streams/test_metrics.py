@@ -27,10 +27,11 @@ from streams.metrics import (
     worker_client_id,
 )
 from streams.pipeline import SandanPipeline
-from streams.records import Output, Record, TopicPartition
+from streams.records import Record, TopicPartition
 from streams.settings import Settings, SettingsError
 from streams.store import Store
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
+from tests.unit.streams.harness import PipelineHarness
 
 T0 = 1_795_490_400_000  # a whole minute
 WINDOW_MS = 10_000
@@ -265,36 +266,20 @@ def test_malformed_values_are_refused_by_name(name: str, text: str) -> None:
 # -- the pipeline: counts by format, open tickets -----------------------------------------------
 
 
-class Harness:
-    """A pipeline with metrics on a store in a temporary directory; each step committed."""
+class Harness(PipelineHarness):
+    """The pipeline with metrics on."""
 
     def __init__(self, data_dir: Path, owned: set[int] | None = None, **env: str) -> None:
-        self.settings = settings(data_dir, **env)
-        self.metrics = WorkerMetrics(self.settings)
+        self.metrics = WorkerMetrics(settings(data_dir, **env))
         steps = self.metrics.steps
         assert steps is not None
         self.steps: StepMetrics = steps
-        self.pipeline = SandanPipeline(self.settings, self.steps)
-        self.pipeline.partitions = set(range(PARTITIONS)) if owned is None else owned
-        self.offset = 0
+        super().__init__(data_dir, owned=owned, metrics=steps, env=env)
 
     @property
     def open(self) -> OpenTickets:
         assert self.pipeline.open_tickets is not None
         return self.pipeline.open_tickets
-
-    def feed(self, topic: str, value: bytes, at_ms: int, *, commit: bool = True) -> list[Output]:
-        self.offset += 1
-        record = Record(self.settings.topic(topic), 0, self.offset, at_ms, None, value)
-        return self.step([record], at_ms, commit=commit)
-
-    def step(self, records: list[Any], now_ms: int, *, commit: bool = True) -> list[Output]:
-        outputs = self.pipeline.process(records, now_ms, now_ms)
-        if commit:
-            self.pipeline.commit({}, now_ms + 50)
-        else:
-            self.pipeline.rollback()
-        return outputs
 
     def counts(self) -> tuple[int, int]:
         """Open tickets, and those closing within the hour from T0 (the gauges as scraped)."""
@@ -304,9 +289,6 @@ class Harness:
             int(value(found, "sandan_open_tickets")),
             int(value(found, "sandan_open_tickets_closing_within_1h")),
         )
-
-    def close(self) -> None:
-        self.pipeline.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ sent as JSON, and intake's rejections come with their receipts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,72 +19,24 @@ from loadtest.truth import FaultMix
 from schemas.ceb_xml import encode_message
 from schemas.codec import decode_document
 from schemas.errors import SchemaError
-from streams.pipeline import SandanPipeline
-from streams.records import Output, Record
-from streams.settings import Settings
+from streams.records import Output
 from tests.factories import as_bytes, order_dict, payment_dict
-from tests.integration.receipts import receipt
+from tests.unit.streams.harness import T0, PipelineHarness, on, receipts
 
-T0 = 1_795_490_400_000
-PARTITIONS = 4
 COP = "3301980AGT"
 
 
-class Harness:
-    """One pipeline owning every partition; records in, outputs out, committed after each."""
-
-    def __init__(self, data_dir: Path, **env: str) -> None:
-        self.settings = Settings.from_env(
-            {
-                "SANDAN_DATA_DIR": str(data_dir),
-                "SANDAN_PARTITIONS": str(PARTITIONS),
-                "SANDAN_WINDOW": "10s",
-                "SANDAN_RETENTION": "100s",
-                **env,
-            }
-        )
-        self.pipeline = SandanPipeline(self.settings)
-        self.pipeline.partitions = set(range(PARTITIONS))
-        self.offset = 0
-
-    def feed(self, topic: str, value: bytes, at_ms: int, key: bytes | None = None) -> list[Output]:
-        self.offset += 1
-        record = Record(self.settings.topic(topic), 0, self.offset, at_ms, key, value)
-        return self.step([record], at_ms)
-
-    def step(self, records: list[Any], now_ms: int) -> list[Output]:
-        outputs = self.pipeline.process(records, now_ms, now_ms)
-        self.pipeline.commit({})
-        return outputs
-
-    def close(self) -> None:
-        self.pipeline.close()
-
-
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
+def harness(tmp_path: Path) -> Iterator[PipelineHarness]:
+    h = PipelineHarness(tmp_path)
     yield h
     h.close()
-
-
-def on(outputs: Iterable[Output], topic: str) -> list[Output]:
-    return [o for o in outputs if o.topic.endswith(f".{topic}")]
-
-
-class _Record:  # what tests.integration.receipts.receipt reads
-    def __init__(self, output: Output) -> None:
-        self.key, self.value, self.headers = output.key, output.value, output.headers or []
-
-
-def receipts(outputs: Iterable[Output]) -> list[dict[str, Any]]:
-    return [receipt(_Record(o)) for o in on(outputs, "receipt")]
 
 
 # -- intake's rejections and their receipts ------------------------------------------------------
 
 
-def test_a_json_schema_rejection_is_returned_to_the_code_it_names(harness: Harness) -> None:
+def test_a_json_schema_rejection_is_returned_to_the_code_it_names(harness: PipelineHarness) -> None:
     bad = payment_dict(amountPaid="1e3")
     out = harness.feed("payment", as_bytes(bad), T0)
     (rejected,) = on(out, "rejected")
@@ -100,7 +52,7 @@ def test_a_json_schema_rejection_is_returned_to_the_code_it_names(harness: Harne
     assert r["returnInfo"].startswith("SCHEMA: ") and "`$.amountPaid`" in r["returnInfo"]
 
 
-def test_an_xml_message_with_a_bad_node_and_a_draft(harness: Harness) -> None:
+def test_an_xml_message_with_a_bad_node_and_a_draft(harness: PipelineHarness) -> None:
     good = order_dict(orderNo="SOX1", guid="A" * 36)
     draft = order_dict(orderNo="SOX2", guid="B" * 36, appStatus="1")
     documents = [decode_document("order", as_bytes(x)) for x in (good, draft)]
@@ -133,7 +85,7 @@ def test_an_xml_message_with_a_bad_node_and_a_draft(harness: Harness) -> None:
 
 
 def test_a_message_rejected_whole_is_returned_to_the_copcode_its_bytes_name(
-    harness: Harness,
+    harness: PipelineHarness,
 ) -> None:
     message = encode_message(
         "payment", [decode_document("payment", as_bytes(payment_dict()))], cop_code=COP
@@ -157,7 +109,7 @@ def _as_xml(value: bytes, kind: str) -> bytes | None:
 
 
 def _decisions_and_rejections(data_dir: Path, records: Sequence[tuple[str, bytes, int]]) -> Any:
-    h = Harness(data_dir)
+    h = PipelineHarness(data_dir)
     try:
         out: list[Output] = []
         for topic, value, at in records:

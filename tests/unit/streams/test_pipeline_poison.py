@@ -16,7 +16,7 @@ from streams import pipeline as pipeline_module
 from streams.intake import read
 from streams.records import Output, Record
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
-from tests.unit.streams.test_pipeline_formats import T0, Harness, on, receipts
+from tests.unit.streams.harness import T0, PipelineHarness, on, receipts
 
 POISON = b'"poison-marker"'
 
@@ -46,7 +46,7 @@ def _ticket(order_no: str) -> list[tuple[str, bytes]]:
     ]
 
 
-def _batch(h: Harness, items: list[tuple[str, bytes]]) -> list[Record]:
+def _batch(h: PipelineHarness, items: list[tuple[str, bytes]]) -> list[Record]:
     return [
         Record(h.settings.topic(topic), 0, offset, T0, None, value)
         for offset, (topic, value) in enumerate(items)
@@ -69,8 +69,8 @@ def _comparable(outputs: list[Output]) -> list[tuple[str, Any]]:
 
 
 @pytest.fixture
-def two(tmp_path: Path) -> Iterator[tuple[Harness, Harness]]:
-    clean, poisoned = Harness(tmp_path / "clean"), Harness(tmp_path / "poisoned")
+def two(tmp_path: Path) -> Iterator[tuple[PipelineHarness, PipelineHarness]]:
+    clean, poisoned = PipelineHarness(tmp_path / "clean"), PipelineHarness(tmp_path / "poisoned")
     yield clean, poisoned
     clean.close()
     poisoned.close()
@@ -78,7 +78,7 @@ def two(tmp_path: Path) -> Iterator[tuple[Harness, Harness]]:
 
 @pytest.mark.usefixtures("poisoned_intake")
 def test_a_poison_record_is_set_aside_and_the_batch_goes_on(
-    two: tuple[Harness, Harness],
+    two: tuple[PipelineHarness, PipelineHarness],
 ) -> None:
     clean, poisoned = two
     items = _ticket("POISONA") + _ticket("POISONB")
@@ -110,7 +110,7 @@ def _is_receipt_for(output: Output, guid: str) -> bool:
 
 @pytest.mark.usefixtures("poisoned_intake")
 def test_too_many_poison_records_in_one_batch_stop_the_worker(tmp_path: Path) -> None:
-    h = Harness(tmp_path)
+    h = PipelineHarness(tmp_path)
     try:
         items = [("payment", _poison())] * (pipeline_module.MAX_POISONED_PER_BATCH + 1)
         with pytest.raises(RuntimeError, match="records of one batch failed"):
@@ -120,7 +120,7 @@ def test_too_many_poison_records_in_one_batch_stop_the_worker(tmp_path: Path) ->
 
 
 def test_an_internal_record_that_fails_is_set_aside_without_a_sender(tmp_path: Path) -> None:
-    h = Harness(tmp_path)
+    h = PipelineHarness(tmp_path)
     try:
         garbage = Record(h.settings.topic("sandan-ledger"), 2, 7, T0, b"buyer", b"\xc1garbage")
         out = h.step([garbage, *_batch(h, _ticket("POISONC"))], T0)

@@ -22,7 +22,7 @@ from schemas.documents import DOC_TYPES
 from schemas.outputs import Rejection, Source
 from streams.tickets import Group, Released, next_due
 from tests.factories import as_bytes, logistics_dict, payment_dict
-from tests.unit.streams.test_pipeline_formats import Harness, on, receipts
+from tests.unit.streams.harness import PipelineHarness, on, receipts
 from tests.unit.streams.test_tickets import (
     BUILDERS,
     EBP,
@@ -376,10 +376,10 @@ def test_a_diverted_ticket_forgotten_is_decided_anew_by_resent_documents() -> No
 
 # -- through the pipeline: a restart, and the changelog alone -----------------------------------
 
-PIPELINE_ENV = {"SANDAN_RELEASED_HORIZON": "1000s"}  # window 10 s, retention 100 s (Harness)
+PIPELINE_ENV = {"SANDAN_RELEASED_HORIZON": "1000s"}  # window 10 s, retention 100 s (the harness)
 
 
-def _release(harness: Harness) -> list[Any]:
+def _release(harness: PipelineHarness) -> list[Any]:
     out = []
     for n, kind in enumerate(DOC_TYPES):
         out += harness.feed(kind, as_bytes(BUILDERS[kind]()), T0 + n * 1000, ORDER_NO.encode())
@@ -391,7 +391,7 @@ def _changelog(outputs: list[Any]) -> list[Any]:
     return [o for o in outputs if o.topic.endswith("sandan-tickets-changelog")]
 
 
-def _resend_waybill(harness: Harness, at: int) -> list[Any]:
+def _resend_waybill(harness: PipelineHarness, at: int) -> list[Any]:
     resend = logistics_dict(guid=guid(1))
     out = harness.feed("logistics", as_bytes(resend), at, ORDER_NO.encode())
     (rejected,) = on(out, "rejected")
@@ -414,7 +414,7 @@ def _resend_waybill(harness: Harness, at: int) -> list[Any]:
 
 
 def test_the_memory_survives_a_restart_and_expires_on_the_timer(tmp_path: Path) -> None:
-    harness = Harness(tmp_path, **PIPELINE_ENV)
+    harness = PipelineHarness(tmp_path, env=PIPELINE_ENV)
     try:
         _release(harness)
         forgetting = harness.step([], T0 + RETENTION)  # the ticket's retention: the timer
@@ -423,7 +423,7 @@ def test_the_memory_survives_a_restart_and_expires_on_the_timer(tmp_path: Path) 
     (record,) = _changelog(forgetting)
     assert msgspec.msgpack.decode(record.value, type=Group) == Group(ORDER_NO, {}, [REMEMBERED])
 
-    harness = Harness(tmp_path, **PIPELINE_ENV)  # restarted on its own RocksDB
+    harness = PipelineHarness(tmp_path, env=PIPELINE_ENV)  # restarted on its own RocksDB
     try:
         out = _resend_waybill(harness, T0 + RETENTION + 1000)
         assert on(harness.step([], T0 + RETENTION + 1000 + WINDOW), "divert") == []
@@ -438,12 +438,12 @@ def test_the_memory_survives_a_restart_and_expires_on_the_timer(tmp_path: Path) 
 def test_the_memory_moves_with_the_changelog(tmp_path: Path) -> None:
     """Another worker restores the partition from the changelog records alone (as
     streams.store.Store.restore applies them): the memory and its timer come with them."""
-    first = Harness(tmp_path / "first", **PIPELINE_ENV)
+    first = PipelineHarness(tmp_path / "first", env=PIPELINE_ENV)
     try:
         changelog = _changelog(_release(first)) + _changelog(first.step([], T0 + RETENTION))
     finally:
         first.close()
-    second = Harness(tmp_path / "second", **PIPELINE_ENV)
+    second = PipelineHarness(tmp_path / "second", env=PIPELINE_ENV)
     try:
         store = second.pipeline.tickets
         for offset, record in enumerate(changelog):

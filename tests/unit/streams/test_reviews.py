@@ -21,51 +21,20 @@ from schemas.reviews import decode_review
 from streams.audit import history, render_text
 from streams.inspect import render_ticket
 from streams.lookup import ticket_answer
-from streams.pipeline import SandanPipeline
 from streams.records import Output, Record
-from streams.settings import Settings
 from streams.tickets import Group
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
+from tests.unit.streams.harness import PARTITIONS, T0, PipelineHarness, on
 
-T0 = 1_795_490_400_000
-PARTITIONS = 4
 ORDER_NO = "SO20261124000001"
 EBP = "3301980ABC"
 TICKET = f"{EBP}:{ORDER_NO}"
 HOME = murmur2_partition(ORDER_NO.encode(), PARTITIONS)  # the ticket's partition
 
 
-class Harness:
-    """One pipeline owning ``owned`` partitions (default all); every step commits."""
-
-    def __init__(self, data_dir: Path, owned: set[int] | None = None, **env: str) -> None:
-        self.settings = Settings.from_env(
-            {
-                "SANDAN_DATA_DIR": str(data_dir),
-                "SANDAN_PARTITIONS": str(PARTITIONS),
-                "SANDAN_WINDOW": "10s",
-                "SANDAN_RETENTION": "100s",
-                **env,
-            }
-        )
-        self.pipeline = SandanPipeline(self.settings)
-        self.pipeline.partitions = set(range(PARTITIONS)) if owned is None else owned
-        self.offset = 0
-
-    def feed(
-        self,
-        topic: str,
-        value: bytes | None,
-        at_ms: int,
-        key: bytes | None = None,
-        partition: int = HOME,
-    ) -> list[Output]:
-        self.offset += 1
-        record = Record(self.settings.topic(topic), partition, self.offset, at_ms, key, value)
-        outputs = self.pipeline.process([record], at_ms, at_ms)
-        self.pipeline.commit({})
-        return outputs
+class Harness(PipelineHarness):
+    """The pipeline, fed tickets and reviews."""
 
     def ticket(self, at_ms: int, order_no: str = ORDER_NO, **payment: Any) -> list[Output]:
         """The three documents of one ticket (the payment with ``payment``'s fields)."""
@@ -90,9 +59,6 @@ class Harness:
     def review(self, at_ms: int, partition: int = HOME, **fields: Any) -> list[Output]:
         return self.feed("review", review_bytes(**fields), at_ms, ORDER_NO.encode(), partition)
 
-    def close(self) -> None:
-        self.pipeline.close()
-
 
 def guid(order_no: str, n: int) -> str:
     return f"00000000-0000-4000-8000-{zlib.crc32(order_no.encode()):010d}{n:02d}"
@@ -115,10 +81,6 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     h = Harness(tmp_path)
     yield h
     h.close()
-
-
-def on(outputs: list[Output], topic: str) -> list[Output]:
-    return [o for o in outputs if o.topic == f"cbec.{topic}"]
 
 
 def records(outputs: list[Output], topic: str) -> list[dict[str, Any]]:
@@ -187,7 +149,7 @@ def test_release_overrides_the_divert_through_the_buyer_ledger(harness: Harness)
 
 
 def test_release_by_review_still_passes_the_annual_limit(tmp_path: Path) -> None:
-    h = Harness(tmp_path, SANDAN_ANNUAL_LIMIT="600")
+    h = Harness(tmp_path, env={"SANDAN_ANNUAL_LIMIT": "600"})
     try:
         (first,) = records(h.ticket(T0, order_no="SO20261124000099"), "release")  # 497.50
         assert first["buyerIdNumber"] == "440305198012262283"
@@ -501,7 +463,7 @@ def test_a_reviewed_ticket_shows_its_reviews_and_a_confirmed_one_is_closed(
 
 
 def test_a_release_the_ledger_refused_is_logged_refused(tmp_path: Path) -> None:
-    h = Harness(tmp_path, SANDAN_ANNUAL_LIMIT="600")
+    h = Harness(tmp_path, env={"SANDAN_ANNUAL_LIMIT": "600"})
     try:
         h.ticket(T0, order_no="SO20261124000099")
         diverted(h, T0 + 10)
