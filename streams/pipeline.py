@@ -39,6 +39,7 @@ import logging
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -123,6 +124,24 @@ def _group_due(value: bytes) -> int | None:
     return next_due(_decode_group(value))
 
 
+@dataclass
+class _Batch:
+    """What one step gathers from its start to its commit or rollback: the groups and buyers it
+    read (each once) and which groups changed, what it outputs, what it counts."""
+
+    groups: dict[tuple[int, str], Group] = field(default_factory=dict)
+    changed: set[tuple[int, str]] = field(default_factory=set)  # the groups to write
+    stored_due: dict[tuple[int, str], int | None] = field(default_factory=dict)  # their timers
+    openings: dict[tuple[int, str], tuple[int, ...]] = field(default_factory=dict)  # (metrics)
+    buyers: dict[tuple[int, str], BuyerLedger] = field(default_factory=dict)
+    outputs: list[Output] = field(default_factory=list)
+    # Ledger requests for buyers' partitions this worker owns, decided in the same step.
+    ledger_inbox: deque[tuple[int, LedgerRequest]] = field(default_factory=deque)
+    counts: Counter[str] = field(default_factory=Counter)  # added once committed
+    decision_starts: list[int] = field(default_factory=list)  # each decision's latency start
+    applied_until: int = 0  # the step's watermark (streams/engine.py)
+
+
 class SandanPipeline:
     """Routes each consumed record to its stage and collects what they emit."""
 
@@ -142,26 +161,15 @@ class SandanPipeline:
         self.tickets = Store(state / "tickets", self.topics.tickets_changelog, due=_group_due)
         self.ledger = Store(state / "ledger", self.topics.ledger_changelog)
         self.partitions: set[int] = set()
-        self._groups: dict[tuple[int, str], Group] = {}
-        self._changed: set[tuple[int, str]] = set()
-        self._stored_due: dict[tuple[int, str], int | None] = {}  # where each group's timer is
         # (group, its timer, its open tickets' deadlines when metrics are on)
         self._cache: OrderedDict[tuple[int, str], tuple[Group, int | None, tuple[int, ...]]] = (
             OrderedDict()
         )
-        self._buyers: dict[tuple[int, str], BuyerLedger] = {}
-        self._outputs: list[Output] = []
+        self._batch = _Batch()
         self._routing: list[Output] = []  # what routing input records emitted (this step)
         self._routing_counts: Counter[str] = Counter()
-        self._applied_until = 0  # the step's watermark (streams/engine.py)
-        self._ledger_inbox: deque[tuple[int, LedgerRequest]] = deque()
-        self._pending_counts: Counter[str] = Counter()
         self._metrics = metrics
-        # With metrics: the open tickets, and per step the openings of each group as loaded
-        # and the start of each decision's latency (ms).
-        self.open_tickets = OpenTickets() if metrics is not None else None
-        self._openings: dict[tuple[int, str], tuple[int, ...]] = {}
-        self._decision_starts: list[int] = []
+        self.open_tickets = OpenTickets() if metrics is not None else None  # with metrics
         if metrics is not None and self.open_tickets is not None:
             metrics.watch(lambda: self.partitions, self.open_tickets)
 
@@ -243,9 +251,9 @@ class SandanPipeline:
                 items = [*items[: poison.index], *items[poison.index + 1 :]]
                 continue
             for record, error in poisoned:
-                outputs += self._internal_rejection(record, error, now_ms, self._pending_counts)
+                outputs += self._internal_rejection(record, error, now_ms, self._batch.counts)
             outputs[:0] = self._routing
-            self._pending_counts.update(self._routing_counts)
+            self._batch.counts.update(self._routing_counts)
             self._routing, self._routing_counts = [], Counter()
             return outputs
 
@@ -264,7 +272,7 @@ class SandanPipeline:
         self, items: Sequence[Record | Routed], now_ms: int, arrived_ms: int
     ) -> list[Output]:
         topics = self.topics
-        self._applied_until = arrived_ms
+        self._batch.applied_until = arrived_ms
         for index, item in enumerate(items):
             try:
                 if isinstance(item, Routed):
@@ -378,17 +386,17 @@ class SandanPipeline:
         group = self._group(partition, document.orderNo)
         step = apply_document(self.rules, partition, group, incoming, document, now_ms)
         if step.changed:
-            self._changed.add((partition, document.orderNo))
+            self._batch.changed.add((partition, document.orderNo))
         self._emit(step.emits, partition, incoming.source.timestamp or now_ms)
 
     def _on_ledger_request(self, partition: int, request: LedgerRequest, now_ms: int) -> None:
         ledger = self._buyer(partition, request.buyer)
         decided = decide(ledger, request, self.settings.annual_limit, now_ms)
         if decided is None:
-            self._pending_counts["ledger.replayed"] += 1
+            self._batch.counts["ledger.replayed"] += 1
             return  # decided before (consumed again after a restart): its outcome went then
         decision, outcome = decided
-        self._pending_counts["ledger.reserved" if outcome.released else "ledger.refused"] += 1
+        self._batch.counts["ledger.reserved" if outcome.released else "ledger.refused"] += 1
         self._output_decision(decision, request.at)
         result = review_result(decision)
         if result is not None:
@@ -398,7 +406,7 @@ class SandanPipeline:
         if request.ticket_partition in self.partitions:
             self._on_outcome(request.ticket_partition, outcome, now_ms)
             return
-        self._outputs.append(
+        self._batch.outputs.append(
             Output(
                 self.topics.outcomes,
                 outcome.order_no.encode(),
@@ -409,11 +417,11 @@ class SandanPipeline:
 
     def _on_outcome(self, partition: int, outcome: Outcome, now_ms: int) -> None:
         # What the outcome replays counts as arriving after everything applied (the floor).
-        floor_ms = self._applied_until + 1
+        floor_ms = self._batch.applied_until + 1
         group = self._group(partition, outcome.order_no)
         step = apply_outcome(self.rules, partition, group, outcome, now_ms, floor_ms)
         if step.changed:
-            self._changed.add((partition, outcome.order_no))
+            self._batch.changed.add((partition, outcome.order_no))
         self._emit(step.emits, partition, floor_ms)
 
     def _on_review(self, record: Record, now_ms: int) -> None:
@@ -428,26 +436,26 @@ class SandanPipeline:
         order_no = review.order_no
         partition = murmur2_partition(order_no.encode(), self.settings.partitions)
         if partition not in self.partitions:
-            self._pending_counts["review.forwarded"] += 1
+            self._batch.counts["review.forwarded"] += 1
             headers = [*record.headers, ("forwarded-from", str(record.partition).encode())]
-            self._outputs.append(
+            self._batch.outputs.append(
                 Output(self.topics.review, order_no.encode(), record.value, partition, headers)
             )
             return
         # A release by review counts as arriving after everything applied (the floor).
-        floor_ms = self._applied_until + 1
+        floor_ms = self._batch.applied_until + 1
         group = self._group(partition, order_no)
         step = apply_review(
             self.rules, partition, group, review, record.timestamp, now_ms, floor_ms
         )
         if step.changed:
-            self._changed.add((partition, order_no))
+            self._batch.changed.add((partition, order_no))
         self._emit(step.emits, partition, 0)
 
     def _drain_ledger_inbox(self, now_ms: int) -> None:
         """Decide the ledger requests whose buyer's partition this worker owns, in the same
         transaction (an outcome may replay parked records and so request again)."""
-        inbox = self._ledger_inbox
+        inbox = self._batch.ledger_inbox
         while inbox:
             partition, request = inbox.popleft()
             self._on_ledger_request(partition, request, now_ms)
@@ -459,7 +467,7 @@ class SandanPipeline:
                 group = self._group(partition, order_no)
                 step = apply_timer(self.rules, partition, group, arrived_ms, now_ms)
                 if step.changed:
-                    self._changed.add((partition, order_no))
+                    self._batch.changed.add((partition, order_no))
                 self._emit(step.emits, partition, 0)  # a window's decision: nothing completed it
 
     # -- state, read once and written once per batch ----------------------------------------
@@ -468,7 +476,7 @@ class SandanPipeline:
         """The group, read once per batch (from the cache, else the store). It is written at
         the end of the batch only if a step applied to it says it changed (``_changed``)."""
         key = (partition, order_no)
-        group = self._groups.get(key)
+        group = self._batch.groups.get(key)
         if group is None:
             cached = self._cache.pop(key, None)
             if cached is not None:
@@ -478,25 +486,25 @@ class SandanPipeline:
                 group = _decode_group(stored) if stored is not None else Group(order_no)
                 due = next_due(group)
                 opened = () if stored is None or self.open_tickets is None else openings(group)
-            self._groups[key] = group
-            self._stored_due[key] = due
-            self._openings[key] = opened
+            self._batch.groups[key] = group
+            self._batch.stored_due[key] = due
+            self._batch.openings[key] = opened
         return group
 
     def _buyer(self, partition: int, buyer: str) -> BuyerLedger:
-        ledger = self._buyers.get((partition, buyer))
+        ledger = self._batch.buyers.get((partition, buyer))
         if ledger is None:
             stored = self.ledger.get(partition, buyer.encode())
             ledger = _decode_ledger(stored) if stored is not None else BuyerLedger()
-            self._buyers[(partition, buyer)] = ledger
+            self._batch.buyers[(partition, buyer)] = ledger
         return ledger
 
     def _flush(self) -> list[Output]:
-        outputs, cache, open_tickets = self._outputs, self._cache, self.open_tickets
-        for key, group in self._groups.items():
+        outputs, cache, open_tickets = self._batch.outputs, self._cache, self.open_tickets
+        for key, group in self._batch.groups.items():
             partition, order_no = key
-            due, opened = self._stored_due[key], self._openings[key]
-            if key in self._changed:
+            due, opened = self._batch.stored_due[key], self._batch.openings[key]
+            if key in self._batch.changed:
                 value = None if group.empty() else _encoder.encode(group)
                 due, before = next_due(group), due
                 outputs.append(self.tickets.put(partition, order_no.encode(), value, due, before))
@@ -508,12 +516,8 @@ class SandanPipeline:
                 cache[key] = (group, due, opened)  # the newest last
         while len(cache) > GROUP_CACHE:
             cache.popitem(last=False)  # the oldest
-        for (partition, buyer), ledger in self._buyers.items():
+        for (partition, buyer), ledger in self._batch.buyers.items():
             outputs.append(self.ledger.put(partition, buyer.encode(), _encoder.encode(ledger)))
-        self._groups, self._changed, self._stored_due = {}, set(), {}
-        self._openings = {}
-        self._buyers = {}
-        self._outputs = []
         return outputs
 
     # -- what the stages emit ---------------------------------------------------------------
@@ -534,9 +538,9 @@ class SandanPipeline:
                 partitions = self.settings.partitions
                 partition = murmur2_partition(item.buyer.encode(), partitions)
                 if len(self.partitions) == partitions:  # no other worker: decided at once
-                    self._ledger_inbox.append((partition, item))
+                    self._batch.ledger_inbox.append((partition, item))
                     continue
-                self._outputs.append(
+                self._batch.outputs.append(
                     Output(
                         self.topics.ledger,
                         item.buyer.encode(),
@@ -551,14 +555,14 @@ class SandanPipeline:
         """A decision; with metrics, its latency runs from ``started_ms``, the arrival of the
         document that completed or changed the ticket (decisions on incomplete tickets, as
         a window closing, have none)."""
-        self._pending_counts[f"{decision.decision.lower()}"] += 1
+        self._batch.counts[f"{decision.decision.lower()}"] += 1
         if started_ms and self._metrics is not None and decision.completedAt is not None:
-            self._decision_starts.append(started_ms)
+            self._batch.decision_starts.append(started_ms)
         if decision.decision == "DIVERT" and decision.reasons:
             for reason in decision.reasons:
-                self._pending_counts[f"divert.{reason.code}"] += 1
+                self._batch.counts[f"divert.{reason.code}"] += 1
         topic = self.topics.release if decision.decision == "RELEASE" else self.topics.divert
-        self._outputs.append(Output(topic, decision.ticketId.encode(), encode_json(decision)))
+        self._batch.outputs.append(Output(topic, decision.ticketId.encode(), encode_json(decision)))
 
     def _output_rejection(
         self,
@@ -569,8 +573,8 @@ class SandanPipeline:
         xml: bool,
     ) -> None:
         """An intake rejection and its receipt."""
-        self._outputs += self._rejection_outputs(
-            key, rejection, now_ms, cop_code, xml, self._pending_counts
+        self._batch.outputs += self._rejection_outputs(
+            key, rejection, now_ms, cop_code, xml, self._batch.counts
         )
 
     def _rejection_outputs(
@@ -592,8 +596,8 @@ class SandanPipeline:
         ]
 
     def _output_rejection_record(self, key: bytes | None, rejection: Rejection) -> None:
-        self._pending_counts[f"rejected.{rejection.code}"] += 1
-        self._outputs.append(Output(self.topics.rejected, key, encode_json(rejection)))
+        self._batch.counts[f"rejected.{rejection.code}"] += 1
+        self._batch.outputs.append(Output(self.topics.rejected, key, encode_json(rejection)))
 
     def _output_review_result(
         self, result: ReviewResult, partition: int, key: bytes | None = None
@@ -601,15 +605,17 @@ class SandanPipeline:
         """A review's result, on its ticket's partition (a record that is no review: on its
         own partition, with its own key)."""
         outcome = "applied" if result.code is None else "refused"
-        self._pending_counts[f"review.{result.action or 'invalid'}.{outcome}"] += 1
+        self._batch.counts[f"review.{result.action or 'invalid'}.{outcome}"] += 1
         if result.ticketId is not None:
             key = result.ticketId.encode()
-        self._outputs.append(Output(self.topics.review_result, key, encode_json(result), partition))
+        self._batch.outputs.append(
+            Output(self.topics.review_result, key, encode_json(result), partition)
+        )
 
     def _output_receipt(self, addressed: Addressed) -> None:
-        self._pending_counts[f"receipt.{addressed.receipt.returnStatus}"] += 1
+        self._batch.counts[f"receipt.{addressed.receipt.returnStatus}"] += 1
         key, value, headers = encode_receipt(addressed)
-        self._outputs.append(Output(self.topics.receipt, key, value, None, headers))
+        self._batch.outputs.append(Output(self.topics.receipt, key, value, None, headers))
 
     # -- transaction and partition lifecycle ------------------------------------------------
 
@@ -618,17 +624,16 @@ class SandanPipeline:
         changes locally, and count them."""
         self.tickets.commit({p: o for (t, p), o in offsets.items() if t == self.tickets.changelog})
         self.ledger.commit({p: o for (t, p), o in offsets.items() if t == self.ledger.changelog})
-        self.counts.update(self._pending_counts)
+        self.counts.update(self._batch.counts)
         metrics = self._metrics
         if metrics is not None:
-            metrics.fold(self._pending_counts)
-            if self._decision_starts:
+            metrics.fold(self._batch.counts)
+            if self._batch.decision_starts:
                 at = int(time.time() * 1000) if committed_ms is None else committed_ms
-                metrics.decided(self._decision_starts, at)
-                self._decision_starts = []
+                metrics.decided(self._batch.decision_starts, at)
             if self.open_tickets is not None:
                 self.open_tickets.commit()
-        self._pending_counts.clear()
+        self._batch = _Batch()
 
     def rollback(self) -> None:
         """The step's transaction aborted: forget everything of it, routing included."""
@@ -638,12 +643,8 @@ class SandanPipeline:
     def _reset_batch(self) -> None:
         self.tickets.rollback()
         self.ledger.rollback()
-        self._groups, self._changed, self._stored_due = {}, set(), {}
+        self._batch = _Batch()
         self._cache.clear()  # it may hold changes that were rolled back
-        self._buyers, self._outputs = {}, []
-        self._ledger_inbox.clear()
-        self._pending_counts.clear()
-        self._openings, self._decision_starts = {}, []
         if self.open_tickets is not None:
             self.open_tickets.rollback()
 
