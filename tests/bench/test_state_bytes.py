@@ -1,0 +1,66 @@
+"""The state written per ticket: what the pipeline puts in its changelogs (and so in RocksDB),
+for the load generator's default mix, as the engine would feed it (steps of up to 1,000
+records, every record applied in arrival order), reported in ``extra_info`` (issue 11's
+"state bytes written per ticket, before and after"). On 2026-12-03, before document-level
+state: 3.0 tickets-changelog records and 4,287 bytes (keys and values) per ticket, 0.7 ledger
+records and 41 bytes.
+
+Run: ``.venv/bin/pytest tests/bench/test_state_bytes.py --benchmark-only -s`` (it prints the
+figures). The figures are counts, not timings: the same on any machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from loadtest.generator import generate
+from loadtest.truth import DEFAULT_MIX
+from streams.records import Output, Record
+from tests.unit.streams.harness import T0, PipelineHarness
+
+TICKETS = 2_000
+STEP_RECORDS = 1_000
+
+
+def _run(data_dir: Path) -> dict[str, float]:
+    plan = generate(7, TICKETS, rate=1000, window=10, max_delay=1, settle=2, faults=DEFAULT_MIX)
+    h = PipelineHarness(data_dir)
+    outputs: list[Output] = []
+    try:
+        records = plan.records
+        for start in range(0, len(records), STEP_RECORDS):
+            batch = []
+            for n, planned in enumerate(records[start : start + STEP_RECORDS], start):
+                at = T0 + int(planned.at * 1000)
+                topic = h.settings.topic(planned.doc_type)
+                batch.append(Record(topic, 0, n, at, planned.key, planned.value))
+            outputs += h.step(batch, batch[-1].timestamp)
+        outputs += h.step([], T0 + int(records[-1].at * 1000) + 200_000)  # every window closed
+    finally:
+        h.close()
+    figures: dict[str, float] = {"tickets": len(plan.decisions), "records": len(plan.records)}
+    for name in ("tickets", "ledger"):
+        changelog = [o for o in outputs if o.topic == f"cbec.sandan-{name}-changelog"]
+        size = sum(len(o.key or b"") + len(o.value or b"") for o in changelog)
+        figures[f"{name}_changelog_records_per_ticket"] = len(changelog) / len(plan.decisions)
+        figures[f"{name}_changelog_bytes_per_ticket"] = size / len(plan.decisions)
+    return figures
+
+
+@pytest.mark.benchmark(group="state written")
+def test_state_bytes_written_per_ticket(
+    benchmark: BenchmarkFixture, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    runs = iter(range(1_000))
+    # pedantic() is untyped in pytest-benchmark 5.x
+    figures = benchmark.pedantic(  # type: ignore[no-untyped-call]
+        lambda: _run(tmp_path_factory.mktemp(f"state-{next(runs)}")), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(figures)
+    print({k: round(v, 1) for k, v in figures.items()})  # the figures are the point
+    assert figures["tickets"] > 0.9 * TICKETS  # (a few slots become garbage or drafts)
+    assert figures["tickets_changelog_records_per_ticket"] >= 1
+    assert figures["ledger_changelog_records_per_ticket"] > 0
