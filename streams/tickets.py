@@ -8,9 +8,16 @@ A ticket's life (docs/contract.md, "Tickets" and "Where the contract leaves a ch
 
     OPEN ──complete & clean──► PENDING (at the buyer ledger) ──released──► RELEASED
       ▲  └─complete & failing rules, window closed incomplete, ambiguous waybill: DIVERT
+      │                                   ▲ review RELEASE
       └──────────────────────────────── not released ◄┘
+    OPEN, diverted ──review CONFIRM──► CLOSED (its documents rejected TICKET_CLOSED)
+                   ──review REQUEST_CORRECTION──► OPEN, diverted again (the next revision)
 
-Records reaching a PENDING ticket are parked and replayed when the ledger's outcome is back.
+Events are applied as steps (``apply_document``, ``apply_outcome``, ``apply_review``,
+``apply_timer`` -> :class:`Step`: what to emit, and whether the group changed, so whether the
+pipeline writes it). Records reaching a PENDING ticket are parked and replayed when the
+ledger's outcome is back. A review (schemas/reviews.py) acts only on the revision it names and
+gets one result; a release it asks for passes the buyer's annual limit like any other.
 
 A released ticket is also remembered in compact form (:class:`Released`, in its group) until
 ``SANDAN_RELEASED_HORIZON`` after its first document, past its own retention: its platform code,
@@ -28,8 +35,9 @@ receipt goes back in the format its document came in, so a stored version rememb
 Each ticket also keeps a compact log of the decisions it got (:class:`Decided`: revision,
 decision, reason codes, time; no details, no documents), for lookups (streams/lookup.py): a
 decision made here is logged when it is emitted, one made by the buyer ledger when its
-outcome comes back. It is the last field of :class:`Ticket` with a default, so a state written
-before it existed decodes with an empty log (and an earlier version ignores it).
+outcome comes back; and of the reviews it got (:class:`Reviewed`). They are the last fields
+of :class:`Ticket`, with defaults, so a state written before they existed decodes with empty
+logs (and an earlier version ignores them).
 """
 
 from __future__ import annotations
