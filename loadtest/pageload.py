@@ -62,17 +62,16 @@ import psutil  # type: ignore[import-untyped]  # no stubs installed
 from confluent_kafka import KafkaException, Producer
 
 from dashboard.promtext import parse
+from loadtest.browser import headless_chromium
 from loadtest.generator import generate
 from loadtest.processes import RunError, Worker, free_port, fresh_deployment, stop, tail, wait_ready
-from loadtest.run import _delete_topics
+from loadtest.run import delete_topics
 from loadtest.truth import FaultMix
 from streams.settings import Settings
 from streams.topics import Topics
 
 __all__ = ("Loading", "Result", "Stat", "main", "order_values", "render", "slow_loads", "stat")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 DASH = "\N{EN DASH}"  # a number not known
 TEMPLATES = 64  # distinct generated orders the tickets' orders are made from
 PAGE_LOAD_LIMIT = 30  # seconds Selenium waits for a page's load event
@@ -569,31 +568,13 @@ class Dashboard:
 
 
 def _browser(*, back_forward_cache: bool, page_load_limit: float) -> Any:
-    """Headless chromium through chromedriver, as tests/integration/test_dashboard.py runs it;
-    without its back/forward cache unless ``back_forward_cache``."""
-    from selenium import webdriver  # noqa: PLC0415 - only when measuring
-    from selenium.webdriver.chrome.options import Options  # noqa: PLC0415
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
-
-    if not CHROMEDRIVER.exists():
-        msg = f"no {CHROMEDRIVER}: run `make browser`"
-        raise RunError(msg)
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # these machines run as root
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1000",
-        "--lang=en-US",
-    ):
-        options.add_argument(argument)
-    if not back_forward_cache:
-        options.add_argument("--disable-features=BackForwardCache")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(page_load_limit)
-    return driver
+    """Headless chromium as tests/integration/test_dashboard.py runs it (loadtest.browser)."""
+    try:
+        return headless_chromium(
+            page_load_limit=page_load_limit, back_forward_cache=back_forward_cache
+        )
+    except FileNotFoundError as exc:
+        raise RunError(str(exc)) from None
 
 
 def _quit(driver: Any) -> None:
@@ -804,7 +785,7 @@ def _run(args: argparse.Namespace, out: Path, result: dict[str, Any], hard: floa
             if worker is not None:
                 stop(worker.process)
             try:
-                asyncio.run(asyncio.wait_for(_delete_topics(args.brokers, list(topics.all())), 60))
+                asyncio.run(asyncio.wait_for(delete_topics(args.brokers, list(topics.all())), 60))
                 print(f"pageload: topics {env['SANDAN_TOPIC_PREFIX']}* deleted", flush=True)
             except Exception as exc:  # noqa: BLE001 - told, not to hide the run's own error
                 print(f"pageload: the topics were not deleted: {exc!r}", flush=True)

@@ -52,7 +52,7 @@ from loadtest.results import ShardFiles, read_outputs, verify_shards
 from streams.settings import Settings
 from streams.topics import Topics, create_topics
 
-__all__ = ("main",)
+__all__ = ("delete_topics", "main")
 
 SETTLE = 3.0
 SHORT = {"rate": 100.0, "duration": 60.0, "mix": "even"}
@@ -118,7 +118,7 @@ async def _wait_drain(
     return time.time(), notes
 
 
-async def _delete_topics(brokers: str, names: list[str]) -> None:
+async def delete_topics(brokers: str, names: list[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=brokers, request_timeout_ms=30_000)
     await admin.start()
     try:
@@ -232,7 +232,7 @@ async def _run(args: argparse.Namespace, out: Path, started: datetime) -> int:
         if not args.keep_topics:
             with contextlib.suppress(KafkaError, TimeoutError, OSError):
                 doomed = [*Topics(settings).all(), f"{prefix}ceiling"]
-                await asyncio.wait_for(_delete_topics(args.brokers, doomed), 60)
+                await asyncio.wait_for(delete_topics(args.brokers, doomed), 60)
 
 
 async def _load_and_report(

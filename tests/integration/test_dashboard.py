@@ -25,10 +25,9 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 
 from dashboard.promtext import parse
+from loadtest.browser import headless_chromium
 from loadtest.processes import stop
 from schemas.documents import DOC_TYPES
 from streams.settings import Settings
@@ -37,8 +36,6 @@ from tests.integration.kafka import ROOT, Timeout, Worker, consume, free_port, p
 from tests.integration.receipts import receipt
 from tests.integration.test_contract import new_order_no, ticket_docs
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REPORTS = ROOT / "reports" / "dashboard"
 INTERVAL = "1s"
 
@@ -183,20 +180,7 @@ class DashboardProcess:
 @pytest.fixture
 def browser() -> Iterator[webdriver.Chrome]:
     """Headless chromium. Missing is a failure: ``make test`` installs it (``make browser``)."""
-    assert CHROMEDRIVER.exists(), "no /usr/bin/chromedriver: run `make browser`"
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # these machines run as root
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1000",
-        "--lang=en-US",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(20)
+    driver = headless_chromium(page_load_limit=20)
     try:
         yield driver
     finally:
