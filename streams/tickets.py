@@ -361,9 +361,13 @@ class TicketBook:
         if any(doc.guid in t.guids for t in group.tickets.values()):
             return changed  # an exact redelivery: nothing happens, nothing is emitted
         if group.released:
-            seen = sum(len(entry.guids) for entry in group.released)
-            if self._released_refuses(group, record, doc, now_ms):
-                return changed or sum(len(entry.guids) for entry in group.released) != seen
+            digest = _digest(doc.guid)
+            if any(entry.seen(digest) for entry in group.released):
+                return changed  # an exact redelivery, after the ticket was forgotten too
+            entry = next((entry for entry in group.released if entry.owns(doc)), None)
+            if entry is not None:  # a released ticket's: rejected, and its guid remembered
+                self._refuse_released(group, entry, digest, record, doc, now_ms)
+                return True
         ebp = self._place(group, doc)
         ambiguous = self._ambiguous(group, doc) if ebp == "" else []
         for other in ambiguous:
@@ -394,15 +398,16 @@ class TicketBook:
         self._apply(group, ebp, ticket, record, doc, now_ms)
         return True
 
-    def _released_refuses(self, group: Group, record: Incoming, doc: Document, now_ms: int) -> bool:
-        """Whether the document is a released ticket's (then it is handled here): a redelivery
-        does nothing, any other is rejected and remembered."""
-        digest = _digest(doc.guid)
-        if any(entry.seen(digest) for entry in group.released):
-            return True  # an exact redelivery, after the ticket was forgotten too
-        entry = next((entry for entry in group.released if entry.owns(doc)), None)
-        if entry is None:
-            return False
+    def _refuse_released(
+        self,
+        group: Group,
+        entry: Released,
+        digest: bytes,
+        record: Incoming,
+        doc: Document,
+        now_ms: int,
+    ) -> None:
+        """Reject a document of the released ticket ``entry`` and remember its guid."""
         entry.guids += digest
         tid = ticket_id(entry.ebp_code, group.order_no)
         kind = record.doc_type
@@ -420,7 +425,6 @@ class TicketBook:
                 f"ticket {tid} was released with its {kind}: a new one (appType 1) is a duplicate"
             )
             self._reject(record, doc, "DUPLICATE", detail, tid, now_ms)
-        return True
 
     @staticmethod
     def _place(group: Group, doc: Document) -> str:
