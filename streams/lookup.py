@@ -43,6 +43,7 @@ from streams.tickets import (
     OPEN,
     PENDING,
     RELEASED,
+    DocumentReader,
     Group,
     StoredDoc,
     Ticket,
@@ -287,12 +288,13 @@ def _version(
     )
 
 
-def _documents(ticket: Ticket) -> dict[str, list[DocumentVersion]]:
+def _documents(ticket: Ticket, read: DocumentReader) -> dict[str, list[DocumentVersion]]:
     documents: dict[str, list[DocumentVersion]] = {kind: [] for kind in DOC_TYPES}
     for kind in DOC_TYPES:
         stored: StoredDoc | None = getattr(ticket, kind)
         if stored is not None:
-            documents[kind].append(_version(kind, stored.raw, stored.cop_code, "stored"))
+            raw = stored.raw or read(stored.guid)
+            documents[kind].append(_version(kind, raw, stored.cop_code, "stored"))
     for parked in ticket.parked:
         documents[parked.doc_type].append(
             _version(parked.doc_type, parked.raw, parked.cop_code, "parked")
@@ -311,10 +313,16 @@ def _status(ticket: Ticket) -> TicketStatus:
 
 
 def ticket_answer(
-    group: Group | None, ebp: str, order_no: str, partition: int, served_by: str
+    group: Group | None,
+    read: DocumentReader,
+    ebp: str,
+    order_no: str,
+    partition: int,
+    served_by: str,
 ) -> TicketAnswer | None:
-    """The ticket ``{ebp}:{order_no}`` as its group (None: nothing stored) holds it; None
-    when the group neither holds it nor remembers it as released (unknown)."""
+    """The ticket ``{ebp}:{order_no}`` as its group (None: nothing stored) holds it, its
+    documents as ``read`` gives them; None when the group neither holds it nor remembers it as
+    released (unknown)."""
     tid = ticket_id(ebp, order_no)
     ticket = group.tickets.get(ebp) if group is not None else None
     entry = None
@@ -349,7 +357,7 @@ def ticket_answer(
         windowClosesAt=iso_ms(ticket.deadline_ms) if ticket.deadline_ms else None,
         expiresAt=iso_ms(ticket.expires_ms),
         missing=list(ticket.missing()),
-        documents=_documents(ticket),
+        documents=_documents(ticket, read),
         decisions=[
             DecisionEntry(d.revision, d.decision, list(d.reasons), iso_ms(d.at_ms))
             for d in ticket.decisions

@@ -45,7 +45,6 @@ from streams.lookup import (
 )
 from streams.metrics import worker_url
 from streams.settings import Settings
-from streams.tickets import Group
 
 if TYPE_CHECKING:
     from streams.pipeline import SandanPipeline
@@ -72,7 +71,6 @@ FORWARD_TIMEOUT = 5.0
 RETRY_AFTER = 2  # seconds, in a 503's Retry-After
 JSON = "application/json"
 
-_decode_group = msgspec.msgpack.Decoder(Group).decode
 _decode_ledger = msgspec.msgpack.Decoder(BuyerLedger).decode
 _encoder = msgspec.json.Encoder()
 _CLIENT_LOG = logging.getLogger("librdkafka")
@@ -225,9 +223,8 @@ class Lookups:
         partition = murmur2_partition(order_no.encode(), self.settings.partitions)
 
         def read() -> Reply:
-            stored = self.pipeline.tickets.committed(partition, order_no.encode())
-            group = _decode_group(stored) if stored is not None else None
-            answer = ticket_answer(group, ebp, order_no, partition, self.url)
+            group, read = self.pipeline.committed_group(partition, order_no)
+            answer = ticket_answer(group, read, ebp, order_no, partition, self.url)
             if answer is None:
                 detail = (
                     f"ticket {raw_id} is unknown: its partition ({partition}) neither holds it "

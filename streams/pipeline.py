@@ -2,8 +2,10 @@
 
 Per batch, every group (orderNo) and buyer touched is read once, changed in memory by the
 pure stages, and written once if it changed, as a changelog record and a staged local write.
-The groups written lately stay decoded in memory (``GROUP_CACHE``), as committed: a ticket's
-next document usually comes in a later batch.
+The document versions a step stores or drops (streams/tickets.py: each under its own key beside
+its group's) are staged as the step returns them, so the batch's next steps read them. The
+groups written lately stay decoded in memory (``GROUP_CACHE``), as committed: a ticket's next
+document usually comes in a later batch.
 
 Routing (all internal topics are co-partitioned with the inputs, see streams/topics.py):
 
@@ -62,14 +64,18 @@ from streams.records import LedgerRequest, Outcome, Output, Record, Routed, Topi
 from streams.settings import Settings
 from streams.store import DataDirError, Store
 from streams.tickets import (
+    DocumentReader,
     Emit,
     Group,
     KeyedRejection,
     Rules,
+    Step,
     apply_document,
     apply_outcome,
     apply_review,
     apply_timer,
+    document_key,
+    is_document_key,
     next_due,
 )
 from streams.timefmt import iso_ms
@@ -120,8 +126,8 @@ def _invalid_review(error: SchemaError, now_ms: int) -> ReviewResult:
     )
 
 
-def _group_due(value: bytes) -> int | None:
-    return next_due(_decode_group(value))
+def _group_due(key: bytes, value: bytes) -> int | None:
+    return None if is_document_key(key) else next_due(_decode_group(value))
 
 
 @dataclass
@@ -156,6 +162,7 @@ class SandanPipeline:
             released_horizon_ms=int(settings.released_horizon * 1000),
             limits=Limits(single_limit=settings.single_limit, annual_limit=settings.annual_limit),
             max_document_bytes=settings.max_document_bytes,
+            inline_documents=settings.document_state == "inline",
         )
         state = Path(settings.data_dir) / "state"
         self.tickets = Store(state / "tickets", self.topics.tickets_changelog, due=_group_due)
@@ -383,10 +390,11 @@ class SandanPipeline:
     def _on_document(
         self, partition: int, incoming: Incoming, document: Document, now_ms: int
     ) -> None:
-        group = self._group(partition, document.orderNo)
-        step = apply_document(self.rules, partition, group, incoming, document, now_ms)
-        if step.changed:
-            self._batch.changed.add((partition, document.orderNo))
+        order_no = document.orderNo
+        group = self._group(partition, order_no)
+        stored = self._documents(partition, order_no)
+        step = apply_document(self.rules, partition, group, stored, incoming, document, now_ms)
+        self._changes(partition, order_no, step)
         self._emit(step.emits, partition, incoming.source.timestamp or now_ms)
 
     def _on_ledger_request(self, partition: int, request: LedgerRequest, now_ms: int) -> None:
@@ -418,10 +426,11 @@ class SandanPipeline:
     def _on_outcome(self, partition: int, outcome: Outcome, now_ms: int) -> None:
         # What the outcome replays counts as arriving after everything applied (the floor).
         floor_ms = self._batch.applied_until + 1
-        group = self._group(partition, outcome.order_no)
-        step = apply_outcome(self.rules, partition, group, outcome, now_ms, floor_ms)
-        if step.changed:
-            self._batch.changed.add((partition, outcome.order_no))
+        order_no = outcome.order_no
+        group = self._group(partition, order_no)
+        stored = self._documents(partition, order_no)
+        step = apply_outcome(self.rules, partition, group, stored, outcome, now_ms, floor_ms)
+        self._changes(partition, order_no, step)
         self._emit(step.emits, partition, floor_ms)
 
     def _on_review(self, record: Record, now_ms: int) -> None:
@@ -445,11 +454,11 @@ class SandanPipeline:
         # A release by review counts as arriving after everything applied (the floor).
         floor_ms = self._batch.applied_until + 1
         group = self._group(partition, order_no)
+        stored = self._documents(partition, order_no)
         step = apply_review(
-            self.rules, partition, group, review, record.timestamp, now_ms, floor_ms
+            self.rules, partition, group, stored, review, record.timestamp, now_ms, floor_ms
         )
-        if step.changed:
-            self._batch.changed.add((partition, order_no))
+        self._changes(partition, order_no, step)
         self._emit(step.emits, partition, 0)
 
     def _drain_ledger_inbox(self, now_ms: int) -> None:
@@ -465,9 +474,9 @@ class SandanPipeline:
             for key in list(self.tickets.due(partition, arrived_ms, MAX_TIMERS_PER_BATCH)):
                 order_no = key.decode()
                 group = self._group(partition, order_no)
-                step = apply_timer(self.rules, partition, group, arrived_ms, now_ms)
-                if step.changed:
-                    self._batch.changed.add((partition, order_no))
+                stored = self._documents(partition, order_no)
+                step = apply_timer(self.rules, partition, group, stored, arrived_ms, now_ms)
+                self._changes(partition, order_no, step)
                 self._emit(step.emits, partition, 0)  # a window's decision: nothing completed it
 
     # -- state, read once and written once per batch ----------------------------------------
@@ -490,6 +499,39 @@ class SandanPipeline:
             self._batch.stored_due[key] = due
             self._batch.openings[key] = opened
         return group
+
+    def _documents(self, partition: int, order_no: str) -> DocumentReader:
+        """Reads the group's stored documents, as this batch left them so far."""
+
+        def read(guid: str) -> bytes:
+            raw = self.tickets.get(partition, document_key(order_no, guid))
+            if raw is None:
+                msg = f"document {guid} of orderNo {order_no!r} is not in the local state"
+                raise LookupError(msg)
+            return raw
+
+        return read
+
+    def _changes(self, partition: int, order_no: str, step: Step) -> None:
+        """Stage the changes a step returned: its documents at once (the batch's next steps
+        read them), its group at the end of the batch (``_flush``)."""
+        if step.changed:
+            self._batch.changed.add((partition, order_no))
+        for guid, raw in step.documents.items():
+            key = document_key(order_no, guid)
+            self._batch.outputs.append(self.tickets.put(partition, key, raw))
+
+    def committed_group(self, partition: int, order_no: str) -> tuple[Group | None, DocumentReader]:
+        """The group (None: nothing stored) and its documents as the last committed step left
+        them, for readers outside the engine (lookups), from any thread: see
+        :meth:`Store.committed`."""
+        stored = self.tickets.committed(partition, order_no.encode())
+        group = _decode_group(stored) if stored is not None else None
+
+        def read(guid: str) -> bytes:
+            return self.tickets.committed(partition, document_key(order_no, guid)) or b""
+
+        return group, read
 
     def _buyer(self, partition: int, buyer: str) -> BuyerLedger:
         ledger = self._batch.buyers.get((partition, buyer))
@@ -668,7 +710,11 @@ class SandanPipeline:
 
     def _count_open_tickets(self, open_tickets: OpenTickets, partitions: list[int]) -> None:
         for partition in partitions:
-            groups = (openings(_decode_group(v)) for v in self.tickets.values(partition))
+            groups = (
+                openings(_decode_group(value))
+                for key, value in self.tickets.items(partition)
+                if not is_document_key(key)
+            )
             open_tickets.rebuild(partition, groups, self.tickets.restored[partition])
 
     async def revoke(self, partitions: set[int]) -> None:

@@ -52,6 +52,7 @@ _BROKER_SCRIPT_SETTINGS = frozenset(
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+DocumentState = Literal["separate", "inline"]  # see SANDAN_DOCUMENT_STATE
 
 
 class SettingsError(SandanError):
@@ -222,6 +223,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     window: float = 24 * 3600.0
     retention: float = 7 * 86400.0
     released_horizon: float = 180 * 86400.0
+    document_state: DocumentState = "separate"
     single_limit: Decimal = SINGLE_LIMIT
     annual_limit: Decimal = ANNUAL_LIMIT
     data_dir: Path = Path("data")
@@ -357,6 +359,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "window": parse_duration,
     "retention": parse_duration,
     "released_horizon": parse_duration,
+    "document_state": _one_of(get_args(DocumentState)),
     "single_limit": _amount,
     "annual_limit": _amount,
     "data_dir": Path,
@@ -397,6 +400,12 @@ SETTINGS_HELP = {
         "180d",
         "time a released ticket is remembered after its first document, a document resent "
         "for it rejected (at least SANDAN_RETENTION)",
+    ),
+    "SANDAN_DOCUMENT_STATE": (
+        "separate",
+        "separate: the ticket state stores each document version once, under its own key; "
+        "inline: in its ticket's record, as versions before 2026-12-04 did (to roll an upgrade "
+        "from one, see the README)",
     ),
     "SANDAN_SINGLE_LIMIT": (str(SINGLE_LIMIT), "single-transaction limit of dutiable value, CNY"),
     "SANDAN_ANNUAL_LIMIT": (str(ANNUAL_LIMIT), "annual limit per buyer, CNY"),

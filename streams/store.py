@@ -118,8 +118,12 @@ class Store:
     """A partitioned key-value store staged per transaction, backed by a changelog topic."""
 
     def __init__(
-        self, path: Path, changelog: str, due: Callable[[bytes], int | None] | None = None
+        self,
+        path: Path,
+        changelog: str,
+        due: Callable[[bytes, bytes], int | None] | None = None,
     ) -> None:
+        """``due``: the timer of a key and its value, if it has one."""
         self.path = path
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -211,7 +215,7 @@ class Store:
             self.check_room()
         self._staged[(partition, key)] = value
         if due_ms is None and value is not None and self._due is not None:
-            due_ms = self._due(value)
+            due_ms = self._due(key, value)
         if replaces_due_ms is not None and replaces_due_ms != due_ms:
             self._removed_timers.append(_timer_key(partition, replaces_due_ms, key))
         if due_ms is not None:
@@ -239,9 +243,9 @@ class Store:
             _raise_if_data_dir_error(exc, self.path)
             raise
 
-    def values(self, partition: int) -> Iterator[bytes]:
-        """The committed values of ``partition``, in key order: a scan, for rebuilding what is
-        derived from them."""
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """The committed keys and values of ``partition``, in key order: a scan, for rebuilding
+        what is derived from them."""
         prefix = b"v" + _U16.pack(partition)
         try:
             it = self._db.iter()
@@ -249,8 +253,7 @@ class Store:
             while it.valid():
                 if not it.key().startswith(prefix):
                     break
-                value: bytes = it.value()
-                yield value
+                yield it.key()[3:], it.value()
                 it.next()
             it.status()  # an iterator stops at a read error: raise it, not "no more values"
         except Exception as exc:

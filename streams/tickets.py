@@ -4,6 +4,14 @@ State is kept per ``orderNo`` (the partition key) as a :class:`Group` of the tic
 normally one, ``{ebpCode}:{orderNo}``, sometimes also the waybill-only ticket ``:{orderNo}`` or a
 second platform's ticket. Keeping them together makes waybill placement a local decision.
 
+Each document version is stored once, under its own key (:func:`document_key`); a ticket holds
+only a reference to it (:class:`StoredDoc`: guid, appTime, copCode), so a document arriving
+writes itself and the small group, never the other documents again. The stage reads a held
+document's bytes through the :data:`DocumentReader` it is given (when it decides, or places a
+waybill change), and its :class:`Step` says which documents to write and delete. A group
+written before document-level state holds its documents inline (``StoredDoc.raw``): read as
+they are, and never written separately.
+
 A ticket's life (docs/contract.md, "Tickets" and "Where the contract leaves a choice")::
 
     OPEN ──complete & clean──► PENDING (at the buyer ledger) ──released──► RELEASED
@@ -43,6 +51,7 @@ logs (and an earlier version ignores them).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from decimal import Decimal
 from enum import IntEnum
 from functools import lru_cache
@@ -72,7 +81,9 @@ from streams.records import LedgerRequest, Outcome
 from streams.timefmt import iso_ms
 
 __all__ = (
+    "DOCUMENT_KEY_MARK",
     "Decided",
+    "DocumentReader",
     "Group",
     "KeyedRejection",
     "Released",
@@ -87,6 +98,8 @@ __all__ = (
     "apply_outcome",
     "apply_review",
     "apply_timer",
+    "document_key",
+    "is_document_key",
     "next_due",
 )
 
@@ -104,13 +117,33 @@ OPEN, PENDING, RELEASED, CLOSED = Status
 
 
 class StoredDoc(msgspec.Struct, array_like=True, gc=False):
-    """One document version: its guid, appTime and JSON bytes (decoded when decided on), and
-    the copCode of the XML message it came in (None: it came as JSON)."""
+    """One document version a ticket holds: its guid, appTime, and the copCode of the XML
+    message it came in (None: it came as JSON). Its JSON bytes are stored under their own key
+    (:func:`document_key`), ``raw`` is empty; a group written before document-level state
+    holds them here."""
 
     guid: str
     app_time: str
-    raw: bytes
+    raw: bytes = b""
     cop_code: str | None = None
+
+
+DOCUMENT_KEY_MARK = b"\xff"  # a byte UTF-8 never holds
+
+
+def document_key(order_no: str, guid: str) -> bytes:
+    """Where a document version of the group ``order_no`` is stored: its group's key (the
+    orderNo in UTF-8) and the guid, split by a byte no UTF-8 text holds, so no group's key is
+    a document's and no two documents' keys are one."""
+    return order_no.encode() + DOCUMENT_KEY_MARK + guid.encode()
+
+
+def is_document_key(key: bytes) -> bool:
+    return DOCUMENT_KEY_MARK in key
+
+
+DocumentReader = Callable[[str], bytes]
+"""The stored bytes of a document version of the group being applied to, by guid."""
 
 
 class Parked(msgspec.Struct, array_like=True, gc=False):
@@ -265,6 +298,7 @@ class Rules(NamedTuple):
     released_horizon_ms: int
     limits: Limits
     max_document_bytes: int
+    inline_documents: bool = False  # SANDAN_DOCUMENT_STATE=inline: as earlier versions store
 
     def decided_by(self) -> DecidedBy:
         """What every decision by these rules records of them."""
@@ -288,63 +322,134 @@ Emit = Decision | KeyedRejection | LedgerRequest | Addressed | ReviewResult
 
 
 class Step(NamedTuple):
-    """What applying one event to a group gives (the bytewax shape): what to emit, and whether
-    the group changed, so whether the pipeline writes it (once per batch)."""
+    """What applying one event to a group gives (the bytewax shape): what to emit, whether
+    the group changed, so whether the pipeline writes it (once per batch), and the document
+    versions to write (by guid: their bytes) and delete (None)."""
 
     emits: list[Emit]
     changed: bool
+    documents: dict[str, bytes | None]
 
 
 def apply_document(
-    rules: Rules, partition: int, group: Group, record: Incoming, doc: Document, now_ms: int
+    rules: Rules,
+    partition: int,
+    group: Group,
+    stored: DocumentReader,
+    record: Incoming,
+    doc: Document,
+    now_ms: int,
 ) -> Step:
-    """A validated document arrived for the group (see :meth:`TicketBook.on_document`)."""
-    book = TicketBook(rules, partition)
-    return Step(book.emitted, book.on_document(group, record, doc, now_ms))
+    """A validated document arrived for the group (see :meth:`TicketBook.on_document`);
+    ``stored`` reads the group's documents."""
+    book = TicketBook(rules, partition, stored)
+    return book.step(book.on_document(group, record, doc, now_ms))
 
 
 def apply_outcome(
-    rules: Rules, partition: int, group: Group, outcome: Outcome, now_ms: int, floor_ms: int
+    rules: Rules,
+    partition: int,
+    group: Group,
+    stored: DocumentReader,
+    outcome: Outcome,
+    now_ms: int,
+    floor_ms: int,
 ) -> Step:
     """The buyer ledger's outcome came back; what it replays counts as arriving at ``floor_ms``
     (just after everything applied so far)."""
-    book = TicketBook(rules, partition, floor_ms)
-    return Step(book.emitted, book.on_outcome(group, outcome, now_ms))
+    book = TicketBook(rules, partition, stored, floor_ms)
+    return book.step(book.on_outcome(group, outcome, now_ms))
 
 
 def apply_review(
     rules: Rules,
     partition: int,
     group: Group,
+    stored: DocumentReader,
     review: Review,
     arrived_ms: int,
     now_ms: int,
     floor_ms: int,
 ) -> Step:
     """A reviewer's action (see :meth:`TicketBook.on_review`)."""
-    book = TicketBook(rules, partition, floor_ms)
-    return Step(book.emitted, book.on_review(group, review, arrived_ms, now_ms))
+    book = TicketBook(rules, partition, stored, floor_ms)
+    return book.step(book.on_review(group, review, arrived_ms, now_ms))
 
 
-def apply_timer(rules: Rules, partition: int, group: Group, until_ms: int, now_ms: int) -> Step:
+def apply_timer(
+    rules: Rules,
+    partition: int,
+    group: Group,
+    stored: DocumentReader,
+    until_ms: int,
+    now_ms: int,
+) -> Step:
     """The group's timer fired: windows closed by ``until_ms`` (arrival time) decide at
     ``now_ms``; tickets past their retention are forgotten."""
-    book = TicketBook(rules, partition)
-    return Step(book.emitted, book.on_timer(group, until_ms, now_ms))
+    book = TicketBook(rules, partition, stored)
+    return book.step(book.on_timer(group, until_ms, now_ms))
+
+
+_D = TypeVar("_D", Order, Payment, Logistics)
 
 
 class TicketBook:
     """Applies records, outcomes and timers to one group, collecting what is emitted."""
 
-    def __init__(self, rules: Rules, partition: int, floor_ms: int = 0) -> None:
-        """``floor_ms``: the earliest arrival time a ledger request it emits may carry (for an
-        outcome, just after everything applied so far: what was parked for it counts as
+    def __init__(
+        self, rules: Rules, partition: int, stored: DocumentReader, floor_ms: int = 0
+    ) -> None:
+        """``stored``: reads the documents of the group applied to, as stored before this
+        book; ``floor_ms``: the earliest arrival time a ledger request it emits may carry (for
+        an outcome, just after everything applied so far: what was parked for it counts as
         arriving after it)."""
         self.rules = rules
         self.partition = partition
         self.floor_ms = floor_ms
         self._at = floor_ms  # the arrival time of what is being applied
+        self._stored = stored
         self.emitted: list[Emit] = []
+        self.documents: dict[str, bytes | None] = {}  # written (bytes) and deleted (None)
+
+    def step(self, changed: bool) -> Step:
+        return Step(self.emitted, changed, self.documents)
+
+    def _raw(self, stored: StoredDoc) -> bytes:
+        """A held document's bytes: inline (an earlier state), written by this book, or
+        stored."""
+        if stored.raw:
+            return stored.raw
+        written = self.documents.get(stored.guid)
+        return written if written is not None else self._stored(stored.guid)
+
+    def _decode(self, stored: StoredDoc | None, kind: DocType, type_: type[_D]) -> _D | None:
+        if stored is None:
+            return None
+        raw = self._raw(stored)
+        document = decode_document_cached(kind, raw, len(raw))
+        assert isinstance(document, type_)  # noqa: S101 - stored documents were validated
+        return document
+
+    def _decode_all(self, ticket: Ticket) -> tuple[Order, Payment, Logistics]:
+        order = self._decode(ticket.order, "order", Order)
+        payment = self._decode(ticket.payment, "payment", Payment)
+        logistics = self._decode(ticket.logistics, "logistics", Logistics)
+        assert order and payment and logistics  # noqa: S101 - called on complete tickets
+        return order, payment, logistics
+
+    def _waybill_no(self, ticket: Ticket) -> str | None:
+        logistics = self._decode(ticket.logistics, "logistics", Logistics)
+        return logistics.logisticsNo if logistics else None
+
+    def _drop(self, stored: StoredDoc | None) -> None:
+        """A held document version is replaced, deleted or forgotten: its key goes too (one
+        this book wrote is not written at all)."""
+        if stored is None or stored.raw:
+            return
+        if self.documents.get(stored.guid) is not None:
+            del self.documents[stored.guid]
+        else:
+            self.documents[stored.guid] = None
 
     # -- documents ------------------------------------------------------------------------
 
@@ -426,8 +531,7 @@ class TicketBook:
             )
             self._reject(record, doc, "DUPLICATE", detail, tid, now_ms)
 
-    @staticmethod
-    def _place(group: Group, doc: Document) -> str:
+    def _place(self, group: Group, doc: Document) -> str:
         """The platform code of the ticket this document belongs to (``""``: the waybill-only
         ticket ``:{orderNo}``). Placing decides nothing: see :meth:`_ambiguous`."""
         if not isinstance(doc, Logistics):
@@ -436,7 +540,9 @@ class TicketBook:
             return doc.ebpCode
         if doc.appType != "1":  # a change or delete goes to the ticket holding a waybill
             holders = [ebp for ebp, t in group.tickets.items() if t.logistics is not None]
-            same_no = [ebp for ebp in holders if _waybill_no(group.tickets[ebp]) == doc.logisticsNo]
+            same_no = [
+                ebp for ebp in holders if self._waybill_no(group.tickets[ebp]) == doc.logisticsNo
+            ]
             return (same_no or holders or [""])[0]
         open_platform = _open_platform_tickets(group)
         return open_platform[0] if len(open_platform) == 1 else ""
@@ -477,11 +583,13 @@ class TicketBook:
             )
         )
         was_complete = ticket.complete()
-        version = (
-            None
-            if doc.appType == "3"
-            else StoredDoc(doc.guid, doc.appTime, record.value or b"", cop_code)
-        )
+        self._drop(held)
+        version = None
+        if doc.appType != "3" and self.rules.inline_documents:
+            version = StoredDoc(doc.guid, doc.appTime, record.value or b"", cop_code)
+        elif doc.appType != "3":
+            version = StoredDoc(doc.guid, doc.appTime, cop_code=cop_code)
+            self.documents[doc.guid] = record.value or b""
         setattr(ticket, kind, version)
         if kind != "logistics" and ticket.logistics is None:
             self._adopt_waybill(group, ebp, ticket)
@@ -532,7 +640,7 @@ class TicketBook:
     # -- decisions ------------------------------------------------------------------------
 
     def _decide_complete(self, group: Group, ebp: str, ticket: Ticket, now_ms: int) -> None:
-        order, payment, logistics = _decode_all(ticket)
+        order, payment, logistics = self._decode_all(ticket)
         evaluation = evaluate(order, payment, logistics, self.rules.limits)
         ticket.revision += 1
         decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
@@ -569,9 +677,9 @@ class TicketBook:
         now_ms: int,
         review: Review | None = None,
     ) -> None:
-        order = _decode(ticket.order, "order", Order)
-        payment = _decode(ticket.payment, "payment", Payment)
-        logistics = _decode(ticket.logistics, "logistics", Logistics)
+        order = self._decode(ticket.order, "order", Order)
+        payment = self._decode(ticket.payment, "payment", Payment)
+        logistics = self._decode(ticket.logistics, "logistics", Logistics)
         ticket.revision += 1
         decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
         if order is not None:
@@ -666,7 +774,7 @@ class TicketBook:
         return True
 
     def _remembered(self, ebp: str, ticket: Ticket) -> Released:
-        logistics = _decode(ticket.logistics, "logistics", Logistics)
+        logistics = self._decode(ticket.logistics, "logistics", Logistics)
         assert logistics is not None  # noqa: S101 - a released ticket is complete
         return Released(
             ebp,
@@ -696,6 +804,8 @@ class TicketBook:
                     )
                     self._decide_divert(group, ebp, ticket, [reason], now_ms)
             if ticket.expires_ms <= until_ms:  # after its window's decision, if both are due
+                for kind in DOC_TYPES:
+                    self._drop(getattr(ticket, kind))
                 del group.tickets[ebp]
                 changed = True
         if any(entry.expires_ms <= until_ms for entry in group.released):
@@ -779,7 +889,7 @@ class TicketBook:
         self, group: Group, ebp: str, ticket: Ticket, review: Review, now_ms: int
     ) -> None:
         """Override the divert: the release still goes through the buyer ledger."""
-        order, payment, logistics = _decode_all(ticket)
+        order, payment, logistics = self._decode_all(ticket)
         evaluation = evaluate(order, payment, logistics, self.rules.limits)
         ticket.revision += 1
         decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
@@ -895,30 +1005,6 @@ def _source(record: Parked) -> Source:
 def _open_platform_tickets(group: Group) -> list[str]:
     """The platform codes of the group's tickets not released (a waybill may still join)."""
     return [ebp for ebp, t in group.tickets.items() if ebp and t.status != RELEASED]
-
-
-def _waybill_no(ticket: Ticket) -> str | None:
-    logistics = _decode(ticket.logistics, "logistics", Logistics)
-    return logistics.logisticsNo if logistics else None
-
-
-_D = TypeVar("_D", Order, Payment, Logistics)
-
-
-def _decode(stored: StoredDoc | None, kind: DocType, type_: type[_D]) -> _D | None:
-    if stored is None:
-        return None
-    document = decode_document_cached(kind, stored.raw, len(stored.raw))
-    assert isinstance(document, type_)  # noqa: S101 - stored documents were validated
-    return document
-
-
-def _decode_all(ticket: Ticket) -> tuple[Order, Payment, Logistics]:
-    order = _decode(ticket.order, "order", Order)
-    payment = _decode(ticket.payment, "payment", Payment)
-    logistics = _decode(ticket.logistics, "logistics", Logistics)
-    assert order and payment and logistics  # noqa: S101 - called on complete tickets
-    return order, payment, logistics
 
 
 def _dutiable(order: Order, logistics: Logistics | None) -> Decimal:

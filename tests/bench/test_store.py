@@ -58,7 +58,7 @@ def test_store_put_batch_and_commit(
     benchmark(batch)
     assert store.get(PARTITION, KEYS[-1]) == value
     assert store.checkpoint(PARTITION) == 42_000
-    due = group_due(value)
+    due = group_due(KEYS[-1], value)
     assert due == T0 + RULES.window_ms
     assert len(list(store.due(PARTITION, due, 10 * BATCH))) == BATCH
 

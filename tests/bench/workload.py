@@ -3,7 +3,8 @@
 Everything here is built once, outside the timed functions. :func:`transition` is the ticket
 stage's work for one ticket as the engine does it when the three documents arrive in three
 batches: a fresh :class:`~streams.tickets.Group`, then per document a ``TicketBook.on_document``
-and the Group's msgpack encode (the store write), with a decode (the next batch's read) between.
+and the Group's msgpack encode (the store write), with a decode (the next batch's read) between;
+the documents a book writes are kept in a dict, as the store keeps them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
 from schemas.outputs import Rejection, Source
 from streams.intake import Incoming, validate
-from streams.tickets import Emit, Group, Rules, TicketBook, next_due
+from streams.tickets import (
+    DocumentReader,
+    Emit,
+    Group,
+    Rules,
+    TicketBook,
+    is_document_key,
+    next_due,
+)
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 
 __all__ = (
@@ -63,9 +72,9 @@ ENCODER = msgspec.msgpack.Encoder(enc_hook=enc_hook)
 GROUP_DECODER = msgspec.msgpack.Decoder(Group)
 
 
-def group_due(value: bytes) -> int | None:
+def group_due(key: bytes, value: bytes) -> int | None:
     """The tickets store's timer function, as streams.pipeline passes it to Store."""
-    return next_due(GROUP_DECODER.decode(value))
+    return None if is_document_key(key) else next_due(GROUP_DECODER.decode(value))
 
 
 _ITEMS = (
@@ -171,11 +180,17 @@ def transition(ticket: TicketRecords) -> tuple[Group, bytes, list[Emit]]:
     Returns the final group, its stored bytes and what the last document emitted.
     """
     (order, payment, logistics), (d_order, d_payment, d_logistics) = ticket
+    stored: dict[str, bytes | None] = {}
+    read: DocumentReader = stored.__getitem__  # type: ignore[assignment]  # never a None
     group = Group(ORDER_NO)
-    TicketBook(RULES, 0).on_document(group, order, d_order, T0)
+    book = TicketBook(RULES, 0, read)
+    book.on_document(group, order, d_order, T0)
+    stored.update(book.documents)
     group = GROUP_DECODER.decode(ENCODER.encode(group))
-    TicketBook(RULES, 0).on_document(group, payment, d_payment, T0 + 1000)
+    book = TicketBook(RULES, 0, read)
+    book.on_document(group, payment, d_payment, T0 + 1000)
+    stored.update(book.documents)
     group = GROUP_DECODER.decode(ENCODER.encode(group))
-    book = TicketBook(RULES, 0)
+    book = TicketBook(RULES, 0, read)
     book.on_document(group, logistics, d_logistics, T0 + 2000)
     return group, ENCODER.encode(group), book.emitted

@@ -92,7 +92,9 @@ _ENCODE = msgspec.msgpack.Encoder(enc_hook=enc_hook).encode
 
 def answer(driver: Driver, ebp: str = EBP, order_no: str = ORDER_NO) -> dict[str, Any] | None:
     """The lookup's JSON answer for the driver's group, as a client reads it."""
-    found = ticket_answer(driver.group(order_no), ebp, order_no, PARTITION, URL)
+    found = ticket_answer(
+        driver.group(order_no), driver.stored(order_no), ebp, order_no, PARTITION, URL
+    )
     return None if found is None else json.loads(msgspec.json.encode(found))
 
 
@@ -411,7 +413,7 @@ def test_a_released_ticket_past_its_retention_is_forgotten_but_remembered() -> N
     assert answer(driver, ebp="") is None  # a waybill-only id is never a released ticket
     driver.tick(T0 + HORIZON)
     assert driver.group() is None
-    assert ticket_answer(None, EBP, ORDER_NO, PARTITION, URL) is None
+    assert ticket_answer(None, driver.stored(), EBP, ORDER_NO, PARTITION, URL) is None
 
 
 def test_an_unknown_ticket_has_no_answer() -> None:
@@ -460,7 +462,8 @@ def test_a_group_the_previous_version_wrote_decodes_with_an_empty_log() -> None:
     assert ticket.decisions == []
     assert (ticket.order, ticket.revision, ticket.guids) == (stored, 1, [G_ORDER])
     assert group.released == old.released
-    found = ticket_answer(group, EBP, ORDER_NO, PARTITION, URL)
+    nothing: dict[str, bytes] = {}  # the documents are held inline
+    found = ticket_answer(group, nothing.__getitem__, EBP, ORDER_NO, PARTITION, URL)
     assert found is not None and (found.status, found.revision, found.decisions) == (
         "diverted",
         1,

@@ -463,13 +463,13 @@ def test_open_tickets_are_counted_again_from_the_state_restored(
         assert second.counts()[0] == len(elsewhere)
         assert value(samples(second.metrics), "sandan_assigned_partitions") == 3
         scanned: list[int] = []
-        values = second.pipeline.tickets.values
+        items = second.pipeline.tickets.items
 
-        def spy(partition: int) -> Iterator[bytes]:
+        def spy(partition: int) -> Iterator[tuple[bytes, bytes]]:
             scanned.append(partition)
-            return values(partition)
+            return items(partition)
 
-        monkeypatch.setattr(second.pipeline.tickets, "values", spy)
+        monkeypatch.setattr(second.pipeline.tickets, "items", spy)
         asyncio.run(second.pipeline.assign({home}))
         assert scanned == []
         assert second.counts() == (5, 1)
@@ -497,7 +497,7 @@ def test_open_tickets_are_counted_again_from_the_state_restored(
         second.close()
 
 
-def test_a_partitions_committed_values_are_scanned_in_key_order(tmp_path: Path) -> None:
+def test_a_partitions_committed_items_are_scanned_in_key_order(tmp_path: Path) -> None:
     store = Store(tmp_path / "state", "changelog")
     try:
         store.put(1, b"b", b"1b")
@@ -506,12 +506,12 @@ def test_a_partitions_committed_values_are_scanned_in_key_order(tmp_path: Path) 
         store.put(2, b"a", b"2a")
         store.commit({})
         store.put(1, b"c", b"staged")  # not committed: not there
-        assert list(store.values(1)) == [b"1a", b"1b"]
+        assert list(store.items(1)) == [(b"a", b"1a"), (b"b", b"1b")]
         store.rollback()
         store.put(1, b"a", None)
         store.commit({})
-        assert list(store.values(1)) == [b"1b"]
-        assert list(store.values(3)) == []
+        assert list(store.items(1)) == [(b"b", b"1b")]
+        assert list(store.items(3)) == []
         assert store.restored == Counter()
     finally:
         store.close()

@@ -20,7 +20,7 @@ import pytest
 
 from schemas.documents import DOC_TYPES
 from schemas.outputs import Rejection, Source
-from streams.tickets import Group, Released, next_due
+from streams.tickets import Group, Released, document_key, next_due
 from tests.factories import as_bytes, logistics_dict, payment_dict
 from tests.unit.streams.harness import PipelineHarness, on, receipts
 from tests.unit.streams.test_tickets import (
@@ -420,7 +420,10 @@ def test_the_memory_survives_a_restart_and_expires_on_the_timer(tmp_path: Path) 
         forgetting = harness.step([], T0 + RETENTION)  # the ticket's retention: the timer
     finally:
         harness.close()
-    (record,) = _changelog(forgetting)
+    *documents, record = _changelog(forgetting)  # the ticket's documents go with it
+    assert sorted((d.key, d.value) for d in documents) == sorted(
+        (document_key(ORDER_NO, g), None) for g in (G_ORDER, G_PAYMENT, G_LOGISTICS)
+    )
     assert msgspec.msgpack.decode(record.value, type=Group) == Group(ORDER_NO, {}, [REMEMBERED])
 
     harness = PipelineHarness(tmp_path, env=PIPELINE_ENV)  # restarted on its own RocksDB

@@ -22,7 +22,6 @@ from streams.audit import history, render_text
 from streams.inspect import render_ticket
 from streams.lookup import ticket_answer
 from streams.records import Output, Record
-from streams.tickets import Group
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 from tests.unit.streams.harness import PARTITIONS, T0, PipelineHarness, on
@@ -407,9 +406,8 @@ def test_decode_review_accepts_a_review() -> None:
 
 def lookup(h: Harness) -> dict[str, Any]:
     """``GET /v1/tickets/{id}`` of the ticket, from the committed state."""
-    stored = h.pipeline.tickets.get(HOME, ORDER_NO.encode())
-    group = msgspec.msgpack.decode(stored or b"", type=Group)
-    found = ticket_answer(group, EBP, ORDER_NO, HOME, "http://127.0.0.1:8080")
+    group, read = h.pipeline.committed_group(HOME, ORDER_NO)
+    found = ticket_answer(group, read, EBP, ORDER_NO, HOME, "http://127.0.0.1:8080")
     assert found is not None
     answer: dict[str, Any] = json.loads(msgspec.json.encode(found))
     return answer

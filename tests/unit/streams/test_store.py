@@ -17,7 +17,7 @@ from streams.store import Store
 CHANGELOG = "cbec.sandan-tickets-changelog"
 
 
-def due_of(value: bytes) -> int | None:
+def due_of(key: bytes, value: bytes) -> int | None:
     """Test values are ``b"<due ms>"`` (a timer) or anything else (no timer)."""
     return int(value) if value.isdigit() else None
 
@@ -391,7 +391,7 @@ def test_due_at_epoch_zero(store: Store) -> None:
 
 
 def test_negative_due_time_fires_at_once(tmp_path: Path) -> None:
-    store = Store(tmp_path / "neg", CHANGELOG, due=lambda value: -5)
+    store = Store(tmp_path / "neg", CHANGELOG, due=lambda key, value: -5)
     try:
         store.put(0, b"k", b"anything")
         store.commit({})

@@ -4,8 +4,10 @@
 applies the rest to the ``Group`` of their ``orderNo``, simulates the buyer ledger with
 ``streams.ledger.decide`` and feeds its outcome back through ``on_outcome``. Groups, ledger
 requests, outcomes and buyer ledgers go through a msgpack round trip between every step, as the
-engine stores and ships them. Times are the worker's clock (``now_ms``); the window is 10 s,
-retention 100 s and the released horizon 1,000 s.
+engine stores and ships them; the documents a step writes and deletes are kept by their keys,
+and after every step each group's documents are exactly the ones its tickets hold. Times are
+the worker's clock (``now_ms``); the window is 10 s, retention 100 s and the released horizon
+1,000 s.
 """
 
 from __future__ import annotations
@@ -27,7 +29,16 @@ from schemas.receipts import Addressed, concluded
 from streams.intake import Incoming, Origin, validate
 from streams.ledger import BuyerLedger, decide
 from streams.records import LedgerRequest, Outcome
-from streams.tickets import Group, KeyedRejection, Rules, Ticket, TicketBook, next_due
+from streams.tickets import (
+    DocumentReader,
+    Group,
+    KeyedRejection,
+    Rules,
+    Ticket,
+    TicketBook,
+    document_key,
+    next_due,
+)
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 
@@ -92,6 +103,7 @@ class Driver:
         self.rules = rules
         self.auto_ledger = auto_ledger
         self.groups: dict[str, bytes] = {}
+        self.documents: dict[bytes, bytes] = {}  # by document_key
         self.ledgers: dict[str, bytes] = {}
         self.requests: list[bytes] = []
         self.out: list[Output] = []
@@ -121,9 +133,9 @@ class Driver:
             self.out.append(KeyedRejection(key, result))
         else:
             group = self._load(result.orderNo)
-            book = TicketBook(self.rules, 0)
+            book = TicketBook(self.rules, 0, self.stored(result.orderNo))
             book.on_document(group, incoming, result, now_ms)
-            self._save(group)
+            self._save(group, book)
             self._collect(book)
         if self.auto_ledger:
             self.settle(now_ms)
@@ -150,9 +162,9 @@ class Driver:
         start = len(self.out)
         for order_no in list(self.groups):
             group = self._load(order_no)
-            book = TicketBook(self.rules, 0)
+            book = TicketBook(self.rules, 0, self.stored(order_no))
             book.on_timer(group, now_ms)
-            self._save(group)
+            self._save(group, book)
             self._collect(book)
         if self.auto_ledger:
             self.settle(now_ms)
@@ -174,9 +186,9 @@ class Driver:
             self.receipts += concluded(decision, request.addressees, now_ms)
             outcome = _OUTCOME.decode(_ENCODER.encode(outcome))
             group = self._load(outcome.order_no)
-            book = TicketBook(self.rules, request.ticket_partition)
+            book = TicketBook(self.rules, request.ticket_partition, self.stored(outcome.order_no))
             book.on_outcome(group, outcome, now_ms)
-            self._save(group)
+            self._save(group, book)
             self._collect(book)
         return self.out[start:]
 
@@ -200,16 +212,36 @@ class Driver:
     def rejections(self) -> list[Rejection]:
         return [item.rejection for item in self.out if isinstance(item, KeyedRejection)]
 
+    def stored(self, order_no: str = ORDER_NO) -> DocumentReader:
+        """Reads the group's stored documents."""
+        return lambda guid: self.documents[document_key(order_no, guid)]
+
     def _load(self, order_no: str) -> Group:
         return self.group(order_no) or Group(order_no)
 
-    def _save(self, group: Group) -> None:
+    def _save(self, group: Group, book: TicketBook) -> None:
         encoded = _ENCODER.encode(group)
         assert _GROUP.decode(encoded) == group  # the state survives the store
         if not group.empty():
             self.groups[group.order_no] = encoded
         else:
             self.groups.pop(group.order_no, None)
+        for guid, raw in book.documents.items():
+            key = document_key(group.order_no, guid)
+            if raw is None:
+                assert key in self.documents, "a deleted document was stored"
+                del self.documents[key]
+            else:
+                assert key not in self.documents, "a document version is written once"
+                self.documents[key] = raw
+        held = {
+            document_key(order_no, stored.guid)
+            for order_no in self.groups
+            for ticket in _GROUP.decode(self.groups[order_no]).tickets.values()
+            for stored in (ticket.order, ticket.payment, ticket.logistics)
+            if stored is not None
+        }
+        assert held == set(self.documents), "the stored documents are the ones held"
 
     def _collect(self, book: TicketBook) -> None:
         for item in book.emitted:
@@ -604,7 +636,7 @@ def test_a_released_ticket_has_no_window_left_and_its_old_timer_changes_nothing(
     assert next_due(driver.group()) == T0 + RETENTION  # type: ignore[arg-type]
     group = driver.group()
     assert group is not None
-    assert TicketBook(RULES, 0).on_timer(group, T0 + WINDOW) is False
+    assert TicketBook(RULES, 0, driver.stored()).on_timer(group, T0 + WINDOW) is False
 
 
 def test_a_timer_that_closes_a_window_reports_the_change() -> None:
@@ -612,7 +644,7 @@ def test_a_timer_that_closes_a_window_reports_the_change() -> None:
     driver.order(T0)
     group = driver.group()
     assert group is not None
-    book = TicketBook(RULES, 0)
+    book = TicketBook(RULES, 0, driver.stored())
     assert book.on_timer(group, T0 + WINDOW - 1) is False
     assert book.on_timer(group, T0 + WINDOW) is True
     assert book.on_timer(group, T0 + WINDOW) is False  # closed once
@@ -1113,7 +1145,7 @@ def test_an_outcome_for_another_revision_or_ticket_is_ignored() -> None:
     ):
         group = driver.group()
         assert group is not None
-        book = TicketBook(RULES, 0)
+        book = TicketBook(RULES, 0, driver.stored())
         book.on_outcome(group, outcome, T0 + 3000)
         assert book.emitted == []
         assert _ENCODER.encode(group) == before
