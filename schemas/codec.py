@@ -13,7 +13,6 @@ came as XML), where lxml cannot write them.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -27,7 +26,6 @@ __all__ = (
     "DEFAULT_MAX_DOCUMENT_BYTES",
     "MAX_JSON_DEPTH",
     "decode_document",
-    "decode_document_cached",
     "encode_json",
     "readable_fields",
 )
@@ -37,7 +35,6 @@ DEFAULT_MAX_DOCUMENT_BYTES = 256 * 1024
 # level, within Python's recursion limit less the caller's stack: without a limit of its own,
 # whether a deep record decodes would depend on who calls (a test, the gateway, the worker).
 MAX_JSON_DEPTH = 128
-RECENT_DOCUMENTS = 32_768
 
 # The identifying fields a rejection repeats, where the record lets us read them.
 BUSINESS_KEY_FIELDS = (
@@ -130,25 +127,6 @@ def _check_xml_text(document: Document) -> None:
                     f"got U+{ord(found[0]):04X} - at `{path}.{name}`"
                 )
                 raise SchemaError(msg)
-
-
-def decode_document_cached(
-    doc_type: DocType, raw: bytes | None, max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
-) -> Document:
-    """:func:`decode_document`, remembering the most recent results by value.
-
-    A ticket's documents are decoded when they arrive and again when the ticket is decided,
-    usually moments later; the cache saves the second decoding. Callers must not mutate the
-    documents it returns.
-    """
-    if not raw or len(raw) > max_bytes:
-        return decode_document(doc_type, raw, max_bytes)  # raises SchemaError
-    return _decode_recent(doc_type, raw)
-
-
-@lru_cache(maxsize=RECENT_DOCUMENTS)
-def _decode_recent(doc_type: DocType, raw: bytes) -> Document:
-    return decode_document(doc_type, raw, len(raw))
 
 
 def readable_fields(raw: bytes | None) -> dict[str, str]:

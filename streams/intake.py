@@ -14,7 +14,7 @@ import re
 from typing import NamedTuple
 
 from schemas.ceb_xml import Message, Node, decode_message, is_xml
-from schemas.codec import BUSINESS_KEY_FIELDS, decode_document_cached, encode_json, readable_fields
+from schemas.codec import BUSINESS_KEY_FIELDS, decode_document, encode_json, readable_fields
 from schemas.documents import DocType, Document
 from schemas.errors import SchemaError
 from schemas.outputs import Rejection, RejectionCode, Source
@@ -124,7 +124,7 @@ def _xml_fields(xml: bytes) -> dict[str, str]:
 def validate(record: Incoming, max_bytes: int) -> Document | Rejection:
     """Decode a JSON document, or say why it is rejected (code ``SCHEMA`` or ``DRAFT``)."""
     try:
-        document = decode_document_cached(record.doc_type, record.value, max_bytes)
+        document = decode_document(record.doc_type, record.value, max_bytes)
     except SchemaError as exc:
         return Rejection(
             code="SCHEMA",

@@ -24,6 +24,7 @@ The buyer id in a quota answer is masked as an identity number.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -43,7 +44,6 @@ from streams.tickets import (
     OPEN,
     PENDING,
     RELEASED,
-    DocumentReader,
     Group,
     StoredDoc,
     Ticket,
@@ -288,7 +288,7 @@ def _version(
     )
 
 
-def _documents(ticket: Ticket, read: DocumentReader) -> dict[str, list[DocumentVersion]]:
+def _documents(ticket: Ticket, read: Callable[[str], bytes]) -> dict[str, list[DocumentVersion]]:
     documents: dict[str, list[DocumentVersion]] = {kind: [] for kind in DOC_TYPES}
     for kind in DOC_TYPES:
         stored: StoredDoc | None = getattr(ticket, kind)
@@ -314,15 +314,15 @@ def _status(ticket: Ticket) -> TicketStatus:
 
 def ticket_answer(
     group: Group | None,
-    read: DocumentReader,
+    read: Callable[[str], bytes],
     ebp: str,
     order_no: str,
     partition: int,
     served_by: str,
 ) -> TicketAnswer | None:
     """The ticket ``{ebp}:{order_no}`` as its group (None: nothing stored) holds it, its
-    documents as ``read`` gives them; None when the group neither holds it nor remembers it as
-    released (unknown)."""
+    documents' bytes as ``read`` gives them by guid; None when the group neither holds it nor
+    remembers it as released (unknown)."""
     tid = ticket_id(ebp, order_no)
     ticket = group.tickets.get(ebp) if group is not None else None
     entry = None

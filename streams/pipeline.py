@@ -5,7 +5,8 @@ pure stages, and written once if it changed, as a changelog record and a staged 
 The document versions a step stores or drops (streams/tickets.py: each under its own key beside
 its group's) are staged as the step returns them, so the batch's next steps read them. The
 groups written lately stay decoded in memory (``GROUP_CACHE``), as committed: a ticket's next
-document usually comes in a later batch.
+document usually comes in a later batch; and so do the document versions written or read
+lately (``DOCUMENT_CACHE``): a ticket is decided on documents that came moments before.
 
 Routing (all internal topics are co-partitioned with the inputs, see streams/topics.py):
 
@@ -40,14 +41,14 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
 from matchers import Limits
-from schemas.codec import encode_json, readable_fields
+from schemas.codec import decode_document, encode_json, readable_fields
 from schemas.documents import DocType, Document
 from schemas.errors import SchemaError
 from schemas.fields import enc_hook
@@ -88,6 +89,7 @@ log = logging.getLogger(__name__)
 MAX_TIMERS_PER_BATCH = 5_000
 MAX_POISONED_PER_BATCH = 100  # records of one batch set aside as INTERNAL at most
 GROUP_CACHE = 10_000  # committed groups kept decoded, the latest written
+DOCUMENT_CACHE = 30_000  # document versions kept decoded, the latest written or read
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
 _decode_group = msgspec.msgpack.Decoder(Group).decode
@@ -172,6 +174,7 @@ class SandanPipeline:
         self._cache: OrderedDict[tuple[int, str], tuple[Group, int | None, tuple[int, ...]]] = (
             OrderedDict()
         )
+        self._documents_cache: OrderedDict[tuple[int, bytes], Document] = OrderedDict()
         self._batch = _Batch()
         self._routing: list[Output] = []  # what routing input records emitted (this step)
         self._routing_counts: Counter[str] = Counter()
@@ -501,30 +504,50 @@ class SandanPipeline:
         return group
 
     def _documents(self, partition: int, order_no: str) -> DocumentReader:
-        """Reads the group's stored documents, as this batch left them so far."""
+        """Reads the group's stored documents, as this batch left them so far: decoded from
+        the cache, else from the store."""
+        cache = self._documents_cache
 
-        def read(guid: str) -> bytes:
-            raw = self.tickets.get(partition, document_key(order_no, guid))
-            if raw is None:
-                msg = f"document {guid} of orderNo {order_no!r} is not in the local state"
-                raise LookupError(msg)
-            return raw
+        def read(kind: DocType, guid: str) -> Document:
+            key = document_key(order_no, guid)
+            document = cache.get((partition, key))
+            if document is None:
+                raw = self.tickets.get(partition, key)
+                if raw is None:
+                    msg = f"document {guid} of orderNo {order_no!r} is not in the local state"
+                    raise LookupError(msg)
+                document = decode_document(kind, raw, len(raw))
+                self._remember(partition, key, document)
+            return document
 
         return read
+
+    def _remember(self, partition: int, key: bytes, document: Document) -> None:
+        cache = self._documents_cache
+        cache[(partition, key)] = document
+        if len(cache) > DOCUMENT_CACHE:
+            cache.popitem(last=False)  # the oldest
 
     def _changes(self, partition: int, order_no: str, step: Step) -> None:
         """Stage the changes a step returned: its documents at once (the batch's next steps
         read them), its group at the end of the batch (``_flush``)."""
         if step.changed:
             self._batch.changed.add((partition, order_no))
-        for guid, raw in step.documents.items():
+        for guid, written in step.documents.items():
             key = document_key(order_no, guid)
-            self._batch.outputs.append(self.tickets.put(partition, key, raw))
+            if written is None:
+                self._batch.outputs.append(self.tickets.put(partition, key, None))
+                self._documents_cache.pop((partition, key), None)
+            else:
+                self._batch.outputs.append(self.tickets.put(partition, key, written.raw))
+                self._remember(partition, key, written.document)
 
-    def committed_group(self, partition: int, order_no: str) -> tuple[Group | None, DocumentReader]:
-        """The group (None: nothing stored) and its documents as the last committed step left
-        them, for readers outside the engine (lookups), from any thread: see
-        :meth:`Store.committed`."""
+    def committed_group(
+        self, partition: int, order_no: str
+    ) -> tuple[Group | None, Callable[[str], bytes]]:
+        """The group (None: nothing stored) and its documents' bytes by guid (empty: not
+        stored) as the last committed step left them, for readers outside the engine
+        (lookups), from any thread: see :meth:`Store.committed`."""
         stored = self.tickets.committed(partition, order_no.encode())
         group = _decode_group(stored) if stored is not None else None
 
@@ -687,6 +710,7 @@ class SandanPipeline:
         self.ledger.rollback()
         self._batch = _Batch()
         self._cache.clear()  # it may hold changes that were rolled back
+        self._documents_cache.clear()
         if self.open_tickets is not None:
             self.open_tickets.rollback()
 
@@ -721,6 +745,8 @@ class SandanPipeline:
         self.partitions -= partitions
         for key in [key for key in self._cache if key[0] in partitions]:
             del self._cache[key]
+        for doc_key in [doc_key for doc_key in self._documents_cache if doc_key[0] in partitions]:
+            del self._documents_cache[doc_key]
 
     def close(self) -> None:
         self.tickets.close()

@@ -8,9 +8,11 @@ Each document version is stored once, under its own key (:func:`document_key`); 
 only a reference to it (:class:`StoredDoc`: guid, appTime, copCode), so a document arriving
 writes itself and the small group, never the other documents again. The stage reads a held
 document's bytes through the :data:`DocumentReader` it is given (when it decides, or places a
-waybill change), and its :class:`Step` says which documents to write and delete. A group
-written before document-level state holds its documents inline (``StoredDoc.raw``): read as
-they are, and never written separately.
+waybill change): the reader gives them decoded, as the pipeline keeps the latest it wrote or
+read (a ticket is usually decided moments after its documents came, so none is decoded
+twice). Its :class:`Step` says which documents to write (:class:`Written`: bytes and decoded
+document) and delete. A group written before document-level state holds its documents inline
+(``StoredDoc.raw``): read as they are, and never written separately.
 
 A ticket's life (docs/contract.md, "Tickets" and "Where the contract leaves a choice")::
 
@@ -61,7 +63,7 @@ import msgspec
 
 from matchers import RULES_VERSION, Limits, evaluate
 from matchers.limits import dutiable_value
-from schemas.codec import decode_document_cached
+from schemas.codec import decode_document
 from schemas.documents import DOC_TYPES, DocType, Document, Logistics, Order, Payment
 from schemas.keys import ticket_id
 from schemas.outputs import (
@@ -94,6 +96,7 @@ __all__ = (
     "StoredDoc",
     "Ticket",
     "TicketBook",
+    "Written",
     "apply_document",
     "apply_outcome",
     "apply_review",
@@ -142,8 +145,15 @@ def is_document_key(key: bytes) -> bool:
     return DOCUMENT_KEY_MARK in key
 
 
-DocumentReader = Callable[[str], bytes]
-"""The stored bytes of a document version of the group being applied to, by guid."""
+DocumentReader = Callable[[DocType, str], Document]
+"""A stored document version of the group being applied to, decoded, by its kind and guid."""
+
+
+class Written(NamedTuple):
+    """A document version a step stores: its JSON bytes, and the document they decode to."""
+
+    raw: bytes
+    document: Document
 
 
 class Parked(msgspec.Struct, array_like=True, gc=False):
@@ -324,11 +334,11 @@ Emit = Decision | KeyedRejection | LedgerRequest | Addressed | ReviewResult
 class Step(NamedTuple):
     """What applying one event to a group gives (the bytewax shape): what to emit, whether
     the group changed, so whether the pipeline writes it (once per batch), and the document
-    versions to write (by guid: their bytes) and delete (None)."""
+    versions to write and delete (None), by guid."""
 
     emits: list[Emit]
     changed: bool
-    documents: dict[str, bytes | None]
+    documents: dict[str, Written | None]
 
 
 def apply_document(
@@ -409,24 +419,21 @@ class TicketBook:
         self._at = floor_ms  # the arrival time of what is being applied
         self._stored = stored
         self.emitted: list[Emit] = []
-        self.documents: dict[str, bytes | None] = {}  # written (bytes) and deleted (None)
+        self.documents: dict[str, Written | None] = {}  # written, and deleted (None)
 
     def step(self, changed: bool) -> Step:
         return Step(self.emitted, changed, self.documents)
 
-    def _raw(self, stored: StoredDoc) -> bytes:
-        """A held document's bytes: inline (an earlier state), written by this book, or
-        stored."""
-        if stored.raw:
-            return stored.raw
-        written = self.documents.get(stored.guid)
-        return written if written is not None else self._stored(stored.guid)
-
     def _decode(self, stored: StoredDoc | None, kind: DocType, type_: type[_D]) -> _D | None:
+        """A held document: inline (an earlier version's state), written by this book, or
+        stored."""
         if stored is None:
             return None
-        raw = self._raw(stored)
-        document = decode_document_cached(kind, raw, len(raw))
+        if stored.raw:
+            document = decode_document(kind, stored.raw, len(stored.raw))
+        else:
+            written = self.documents.get(stored.guid)
+            document = written.document if written else self._stored(kind, stored.guid)
         assert isinstance(document, type_)  # noqa: S101 - stored documents were validated
         return document
 
@@ -589,7 +596,7 @@ class TicketBook:
             version = StoredDoc(doc.guid, doc.appTime, record.value or b"", cop_code)
         elif doc.appType != "3":
             version = StoredDoc(doc.guid, doc.appTime, cop_code=cop_code)
-            self.documents[doc.guid] = record.value or b""
+            self.documents[doc.guid] = Written(record.value or b"", doc)
         setattr(ticket, kind, version)
         if kind != "logistics" and ticket.logistics is None:
             self._adopt_waybill(group, ebp, ticket)
@@ -769,7 +776,7 @@ class TicketBook:
                 else None
             )
             incoming = Incoming(record.doc_type, record.key, record.raw, _source(record), origin)
-            doc = decode_document_cached(record.doc_type, record.raw, self.rules.max_document_bytes)
+            doc = decode_document(record.doc_type, record.raw, self.rules.max_document_bytes)
             self.on_document(group, incoming, doc, now_ms)
         return True
 

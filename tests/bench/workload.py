@@ -4,7 +4,7 @@ Everything here is built once, outside the timed functions. :func:`transition` i
 stage's work for one ticket as the engine does it when the three documents arrive in three
 batches: a fresh :class:`~streams.tickets.Group`, then per document a ``TicketBook.on_document``
 and the Group's msgpack encode (the store write), with a decode (the next batch's read) between;
-the documents a book writes are kept in a dict, as the store keeps them.
+the documents a book writes are kept decoded in a dict, as the pipeline's cache keeps them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from schemas.fields import enc_hook
 from schemas.outputs import Rejection, Source
 from streams.intake import Incoming, validate
 from streams.tickets import (
-    DocumentReader,
     Emit,
     Group,
     Rules,
@@ -180,16 +179,19 @@ def transition(ticket: TicketRecords) -> tuple[Group, bytes, list[Emit]]:
     Returns the final group, its stored bytes and what the last document emitted.
     """
     (order, payment, logistics), (d_order, d_payment, d_logistics) = ticket
-    stored: dict[str, bytes | None] = {}
-    read: DocumentReader = stored.__getitem__  # type: ignore[assignment]  # never a None
+    stored: dict[str, Document] = {}
+
+    def read(kind: DocType, guid: str) -> Document:
+        return stored[guid]
+
     group = Group(ORDER_NO)
     book = TicketBook(RULES, 0, read)
     book.on_document(group, order, d_order, T0)
-    stored.update(book.documents)
+    stored.update({g: w.document for g, w in book.documents.items() if w})
     group = GROUP_DECODER.decode(ENCODER.encode(group))
     book = TicketBook(RULES, 0, read)
     book.on_document(group, payment, d_payment, T0 + 1000)
-    stored.update(book.documents)
+    stored.update({g: w.document for g, w in book.documents.items() if w})
     group = GROUP_DECODER.decode(ENCODER.encode(group))
     book = TicketBook(RULES, 0, read)
     book.on_document(group, logistics, d_logistics, T0 + 2000)

@@ -18,7 +18,7 @@ def test_a_ticket_rendered_for_people() -> None:
     driver.order(T0)
     driver.payment(T0 + 1000, amountPaid="497.51")
     driver.logistics(T0 + 2000)
-    found = ticket_answer(driver.group(), driver.stored(), EBP, ORDER_NO, PARTITION, URL)
+    found = ticket_answer(driver.group(), driver.raw(), EBP, ORDER_NO, PARTITION, URL)
     lines = render_ticket(msgspec.json.encode(found)).splitlines()
     assert lines[:3] == [
         f"ticket {TICKET}: diverted, revision 1 (partition 3, answered by {URL})",

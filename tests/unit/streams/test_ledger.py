@@ -16,6 +16,7 @@ import pytest
 
 from matchers import Limits
 from schemas.codec import encode_json
+from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
 from schemas.outputs import Source
 from schemas.receipts import Addressed
@@ -71,8 +72,7 @@ def request(
         ),
     }
     group = Group(order_no)
-    nothing: dict[str, bytes] = {}  # the book decides on the documents it wrote itself
-    book = TicketBook(RULES, 3, nothing.__getitem__)
+    book = TicketBook(RULES, 3, _nothing_stored)  # it decides on the documents it wrote
     for offset, (kind, document) in enumerate(documents.items()):
         incoming = Incoming(kind, None, as_bytes(document), Source(kind, 0, offset, T0))  # type: ignore[arg-type]
         doc = validate(incoming, RULES.max_document_bytes)
@@ -80,6 +80,10 @@ def request(
     (emitted,) = [item for item in book.emitted if not isinstance(item, Addressed)]
     assert isinstance(emitted, LedgerRequest)
     return _REQUEST.decode(_ENCODER.encode(emitted))
+
+
+def _nothing_stored(kind: DocType, guid: str) -> Document:
+    raise AssertionError(kind, guid)
 
 
 def run(ledger: BuyerLedger, req: LedgerRequest, now_ms: int = T0 + 1000) -> tuple[Any, Outcome]:

@@ -93,7 +93,7 @@ _ENCODE = msgspec.msgpack.Encoder(enc_hook=enc_hook).encode
 def answer(driver: Driver, ebp: str = EBP, order_no: str = ORDER_NO) -> dict[str, Any] | None:
     """The lookup's JSON answer for the driver's group, as a client reads it."""
     found = ticket_answer(
-        driver.group(order_no), driver.stored(order_no), ebp, order_no, PARTITION, URL
+        driver.group(order_no), driver.raw(order_no), ebp, order_no, PARTITION, URL
     )
     return None if found is None else json.loads(msgspec.json.encode(found))
 
@@ -413,7 +413,7 @@ def test_a_released_ticket_past_its_retention_is_forgotten_but_remembered() -> N
     assert answer(driver, ebp="") is None  # a waybill-only id is never a released ticket
     driver.tick(T0 + HORIZON)
     assert driver.group() is None
-    assert ticket_answer(None, driver.stored(), EBP, ORDER_NO, PARTITION, URL) is None
+    assert ticket_answer(None, driver.raw(), EBP, ORDER_NO, PARTITION, URL) is None
 
 
 def test_an_unknown_ticket_has_no_answer() -> None:

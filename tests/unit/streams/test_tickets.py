@@ -13,6 +13,7 @@ the worker's clock (``now_ms``); the window is 10 s, retention 100 s and the rel
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matchers import RULES_VERSION, Limits
-from schemas.codec import encode_json
+from schemas.codec import decode_document, encode_json
+from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
 from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded
@@ -213,7 +215,16 @@ class Driver:
         return [item.rejection for item in self.out if isinstance(item, KeyedRejection)]
 
     def stored(self, order_no: str = ORDER_NO) -> DocumentReader:
-        """Reads the group's stored documents."""
+        """Reads the group's stored documents, decoded (as the pipeline gives them)."""
+
+        def read(kind: DocType, guid: str) -> Document:
+            raw = self.documents[document_key(order_no, guid)]
+            return decode_document(kind, raw, len(raw))
+
+        return read
+
+    def raw(self, order_no: str = ORDER_NO) -> Callable[[str], bytes]:
+        """Reads the group's stored documents' bytes (as a lookup does)."""
         return lambda guid: self.documents[document_key(order_no, guid)]
 
     def _load(self, order_no: str) -> Group:
@@ -226,14 +237,15 @@ class Driver:
             self.groups[group.order_no] = encoded
         else:
             self.groups.pop(group.order_no, None)
-        for guid, raw in book.documents.items():
+        for guid, written in book.documents.items():
             key = document_key(group.order_no, guid)
-            if raw is None:
+            if written is None:
                 assert key in self.documents, "a deleted document was stored"
                 del self.documents[key]
             else:
                 assert key not in self.documents, "a document version is written once"
-                self.documents[key] = raw
+                assert written.document.guid == guid  # the bytes' document
+                self.documents[key] = written.raw
         held = {
             document_key(order_no, stored.guid)
             for order_no in self.groups
