@@ -512,3 +512,10 @@ def test_the_tls_context_trusts_the_ca_file_and_checks_host_names(certs: Certifi
     assert context.verify_mode == ssl.CERT_REQUIRED
     (ca,) = context.get_ca_certs()
     assert ca["subject"] == ((("commonName", "sandan test CA"),),)
+
+
+def test_the_document_state_is_separate_unless_inline_is_asked() -> None:
+    assert Settings.from_env({}).document_state == "separate"
+    assert Settings.from_env({"SANDAN_DOCUMENT_STATE": "inline"}).document_state == "inline"
+    message = fail({"SANDAN_DOCUMENT_STATE": "INLINE"})
+    assert message.startswith("SANDAN_DOCUMENT_STATE: expected one of separate, inline")
