@@ -5,8 +5,9 @@ reported in ``extra_info`` (issue 11's "state bytes written per ticket, before a
 
 On 2026-12-03, before document-level state (whole groups rewritten, documents inline), steps of
 1,000: 3.0 tickets-changelog records and 4,287 bytes (keys and values) per ticket; 0.7 ledger
-records and 41 bytes. After (each document version once, under its own key): see the closing
-note of issue 11 and the figures this prints, split into documents, groups and tombstones.
+records and 41 bytes; steps of 100: 3.9 records and 5,448 bytes. After (each document version
+once, under its own key): 9.0 records and 3,415 bytes, and 9.9 records and 3,605 bytes (2,458 of
+documents, 989 of groups, 158 of tombstones): docs/loadtest/document-state-20261203.md.
 
 Run: ``.venv/bin/pytest tests/bench/test_state_bytes.py --benchmark-only -s`` (it prints the
 figures). The figures are counts, not timings: the same on any machine.
