@@ -14,7 +14,6 @@ gets its result here (:func:`review_result`): the annual limit is the law, no re
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 
 import msgspec
@@ -22,12 +21,11 @@ import msgspec
 from matchers.limits import check_annual_limit
 from schemas.outputs import Decision
 from schemas.reviews import ReviewResult
+from streams.digests import digest, holds
 from streams.records import LedgerRequest, Outcome
 from streams.timefmt import iso_ms
 
 __all__ = ("BuyerLedger", "decide", "review_result")
-
-_DIGEST_BYTES = 8
 
 
 class BuyerLedger(msgspec.Struct, array_like=True, gc=False):
@@ -38,13 +36,7 @@ class BuyerLedger(msgspec.Struct, array_like=True, gc=False):
 
 
 def _digest(request: LedgerRequest) -> bytes:
-    key = f"{request.decision.ticketId}/{request.decision.revision}".encode()
-    return hashlib.blake2b(key, digest_size=_DIGEST_BYTES).digest()
-
-
-def _seen(ledger: BuyerLedger, year: int, digest: bytes) -> bool:
-    known = ledger.decided.get(year, b"")
-    return any(known[i : i + _DIGEST_BYTES] == digest for i in range(0, len(known), _DIGEST_BYTES))
+    return digest(f"{request.decision.ticketId}/{request.decision.revision}")
 
 
 def decide(
@@ -52,10 +44,10 @@ def decide(
 ) -> tuple[Decision, Outcome] | None:
     """Release or divert one clean ticket, updating ``ledger`` in place (the total when
     released; the request is left as it is); None if this ticket revision was decided before."""
-    digest = _digest(request)
-    if _seen(ledger, request.year, digest):
+    revision = _digest(request)
+    if holds(ledger.decided.get(request.year, b""), revision):
         return None
-    ledger.decided[request.year] = ledger.decided.get(request.year, b"") + digest
+    ledger.decided[request.year] = ledger.decided.get(request.year, b"") + revision
     for year in [y for y in ledger.decided if y < request.year - 1]:
         del ledger.decided[year]
     asked = request.decision

@@ -36,11 +36,11 @@ from schemas.documents import DOC_TYPES, PERSONAL_FIELDS, DocType
 from schemas.errors import SchemaError
 from schemas.fields import enc_hook
 from schemas.keys import split_ticket_id, ticket_id
+from streams.digests import DIGEST_BYTES
 from streams.ledger import BuyerLedger
 from streams.logmask import mask
 from streams.tickets import (
     CLOSED,
-    GUID_DIGEST_BYTES,
     OPEN,
     PENDING,
     RELEASED,
@@ -333,7 +333,7 @@ def ticket_answer(
             entry.logistics_code,
             entry.logistics_no,
             iso_ms(entry.expires_ms),
-            len(entry.guids) // GUID_DIGEST_BYTES,
+            len(entry.guids) // DIGEST_BYTES,
         )
         if entry is not None
         else None

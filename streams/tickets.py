@@ -52,7 +52,6 @@ logs (and an earlier version ignores them).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from decimal import Decimal
 from enum import IntEnum
@@ -78,6 +77,7 @@ from schemas.outputs import (
 )
 from schemas.receipts import Addressed, Addressee, concluded, returned, stored
 from schemas.reviews import Review, ReviewRefusal, ReviewResult
+from streams.digests import digest, holds
 from streams.intake import Incoming, Origin, reject
 from streams.records import LedgerRequest, Outcome
 from streams.timefmt import iso_ms
@@ -255,9 +255,6 @@ class Ticket(msgspec.Struct, array_like=True, gc=False):
             del self.reviews[:-MAX_LOGGED_REVIEWS]
 
 
-GUID_DIGEST_BYTES = 8
-
-
 class Released(msgspec.Struct, array_like=True, gc=False):
     """A released ticket, remembered until ``expires_ms`` (its first document's arrival plus
     the released horizon) by the keys a document resent for it can come with."""
@@ -266,7 +263,7 @@ class Released(msgspec.Struct, array_like=True, gc=False):
     logistics_code: str  # its waybill's key (the waybill may name no platform)
     logistics_no: str
     expires_ms: int
-    guids: bytes = b""  # BLAKE2b digests (8 bytes each) of the guids seen on it: redeliveries
+    guids: bytes = b""  # digests (streams/digests.py) of the guids seen on it: redeliveries
 
     def owns(self, doc: Document) -> bool:
         """Whether the document is one of this ticket's (of the group's ``orderNo``)."""
@@ -274,9 +271,9 @@ class Released(msgspec.Struct, array_like=True, gc=False):
             return doc.logisticsNo == self.logistics_no and doc.logisticsCode == self.logistics_code
         return doc.ebpCode == self.ebp_code
 
-    def seen(self, digest: bytes) -> bool:
-        size = GUID_DIGEST_BYTES
-        return any(self.guids[i : i + size] == digest for i in range(0, len(self.guids), size))
+    def seen(self, guid_digest: bytes) -> bool:
+        """Whether a guid of this digest was seen on it."""
+        return holds(self.guids, guid_digest)
 
 
 class Group(msgspec.Struct, array_like=True, gc=False):
@@ -473,12 +470,12 @@ class TicketBook:
         if any(doc.guid in t.guids for t in group.tickets.values()):
             return changed  # an exact redelivery: nothing happens, nothing is emitted
         if group.released:
-            digest = _digest(doc.guid)
-            if any(entry.seen(digest) for entry in group.released):
+            seen = digest(doc.guid)
+            if any(entry.seen(seen) for entry in group.released):
                 return changed  # an exact redelivery, after the ticket was forgotten too
             entry = next((entry for entry in group.released if entry.owns(doc)), None)
             if entry is not None:  # a released ticket's: rejected, and its guid remembered
-                self._refuse_released(group, entry, digest, record, doc, now_ms)
+                self._refuse_released(group, entry, seen, record, doc, now_ms)
                 return True
         ebp = self._place(group, doc)
         ambiguous = self._ambiguous(group, doc) if ebp == "" else []
@@ -514,13 +511,13 @@ class TicketBook:
         self,
         group: Group,
         entry: Released,
-        digest: bytes,
+        seen: bytes,
         record: Incoming,
         doc: Document,
         now_ms: int,
     ) -> None:
         """Reject a document of the released ticket ``entry`` and remember its guid."""
-        entry.guids += digest
+        entry.guids += seen
         tid = ticket_id(entry.ebp_code, group.order_no)
         kind = record.doc_type
         if doc.appType != "1":
@@ -788,7 +785,7 @@ class TicketBook:
             logistics.logisticsCode,
             logistics.logisticsNo,
             ticket.first_seen_ms + self.rules.released_horizon_ms,
-            b"".join(_digest(guid) for guid in ticket.guids),
+            b"".join(digest(guid) for guid in ticket.guids),
         )
 
     def on_timer(self, group: Group, until_ms: int, now_ms: int | None = None) -> bool:
@@ -982,10 +979,6 @@ def _describe(ticket: Ticket) -> str:
         return "open, not decided yet"
     codes = f" {', '.join(last.reasons)}" if last.reasons else ""
     return f"{last.decision}{codes}"
-
-
-def _digest(guid: str) -> bytes:
-    return hashlib.blake2b(guid.encode(), digest_size=GUID_DIGEST_BYTES).digest()
 
 
 def _park(record: Incoming) -> Parked:

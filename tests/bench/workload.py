@@ -1,10 +1,7 @@
 """The data the benchmarks run on, built from docs/examples' clean ticket (tests.factories).
 
 Everything here is built once, outside the timed functions. :func:`transition` is the ticket
-stage's work for one ticket as the engine does it when the three documents arrive in three
-batches: a fresh :class:`~streams.tickets.Group`, then per document a ``TicketBook.on_document``
-and the Group's msgpack encode (the store write), with a decode (the next batch's read) between;
-the documents a book writes are kept decoded in a dict, as the pipeline's cache keeps them.
+stage's pure work for one ticket when the three documents arrive in three batches.
 """
 
 from __future__ import annotations
@@ -20,14 +17,7 @@ from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
 from schemas.outputs import Rejection, Source
 from streams.intake import Incoming, validate
-from streams.tickets import (
-    Emit,
-    Group,
-    Rules,
-    TicketBook,
-    is_document_key,
-    next_due,
-)
+from streams.tickets import Emit, Group, Rules, apply_document, is_document_key, next_due
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 
 __all__ = (
@@ -174,25 +164,23 @@ def renewed(ticket: TicketRecords, serial: int) -> TicketRecords:
 
 
 def transition(ticket: TicketRecords) -> tuple[Group, bytes, list[Emit]]:
-    """The ticket stage for one ticket whose documents arrive one per batch, 1 s apart.
+    """The ticket stage's pure steps (:func:`~streams.tickets.apply_document`) for one ticket
+    whose documents arrive one per batch, 1 s apart: the group stored (msgpack) after each step
+    and read back before the next, the documents a step writes kept decoded, as the pipeline's
+    cache keeps them. (The pipeline itself, store and all: tests/bench/test_pipeline.py.)
 
     Returns the final group, its stored bytes and what the last document emitted.
     """
-    (order, payment, logistics), (d_order, d_payment, d_logistics) = ticket
     stored: dict[str, Document] = {}
 
     def read(kind: DocType, guid: str) -> Document:
         return stored[guid]
 
     group = Group(ORDER_NO)
-    book = TicketBook(RULES, 0, read)
-    book.on_document(group, order, d_order, T0)
-    stored.update({g: w.document for g, w in book.documents.items() if w})
-    group = GROUP_DECODER.decode(ENCODER.encode(group))
-    book = TicketBook(RULES, 0, read)
-    book.on_document(group, payment, d_payment, T0 + 1000)
-    stored.update({g: w.document for g, w in book.documents.items() if w})
-    group = GROUP_DECODER.decode(ENCODER.encode(group))
-    book = TicketBook(RULES, 0, read)
-    book.on_document(group, logistics, d_logistics, T0 + 2000)
-    return group, ENCODER.encode(group), book.emitted
+    emits: list[Emit] = []
+    for n, (record, document) in enumerate(zip(*ticket, strict=True)):
+        group = GROUP_DECODER.decode(ENCODER.encode(group)) if n else group
+        step = apply_document(RULES, 0, group, read, record, document, T0 + n * 1000)
+        stored.update({guid: w.document for guid, w in step.documents.items() if w})
+        emits = step.emits
+    return group, ENCODER.encode(group), emits
