@@ -406,3 +406,55 @@ def test_timers_and_checkpoints_do_not_look_like_values(store: Store) -> None:
     # the timer and checkpoint rows share the database but not the value key space
     assert store.get(0, b"\x00\x00\x00\x00\x00\x00\x03\xe8k") is None
     assert store.get(0, b"") is None
+
+
+# --- the scan's floor: past what fired, never past a live timer ------------------------------
+
+
+def test_a_timer_written_below_what_fired_before_is_still_found(store: Store) -> None:
+    store.put(0, b"a", b"1000")
+    store.put(0, b"b", b"5000")
+    store.commit({})
+    assert fire(store, 0, 3000) == [b"a"]
+    store.commit({})  # the next scan starts past 3000
+    store.put(0, b"late", b"2000")  # written later, due earlier (a restore's stale timer)
+    store.commit({})
+    assert fire(store, 0, 3000) == [b"late"]
+    store.commit({})
+    assert fire(store, 0, 6000) == [b"b"]
+
+
+def test_a_rolled_back_scan_moves_nothing(store: Store) -> None:
+    store.put(0, b"a", b"1000")
+    store.commit({})
+    assert fire(store, 0, 3000) == [b"a"]
+    store.rollback()
+    assert fire(store, 0, 3000) == [b"a"]
+
+
+def test_timers_cut_off_by_the_limit_come_next(store: Store) -> None:
+    for key in (b"a", b"b", b"c"):
+        store.put(0, key, b"1000")
+    store.put(0, b"d", b"1500")
+    store.commit({})
+    assert fire(store, 0, 2000, limit=2) == [b"a", b"b"]
+    store.commit({})
+    assert fire(store, 0, 2000, limit=2) == [b"c", b"d"]
+    store.commit({})
+    assert fire(store, 0, 2000) == []
+
+
+def test_a_reopened_store_scans_from_the_start(path: Path) -> None:
+    store = Store(path, CHANGELOG, due=due_of)
+    store.put(0, b"a", b"4000")
+    store.commit({})
+    assert fire(store, 0, 3000) == []
+    store.commit({})
+    store.put(0, b"b", b"1000")  # below the floor this store keeps: found all the same
+    store.commit({})
+    store.close()
+    reopened = Store(path, CHANGELOG, due=due_of)
+    try:
+        assert fire(reopened, 0, 4000) == [b"b", b"a"]
+    finally:
+        reopened.close()
