@@ -1,4 +1,5 @@
-"""The ticket state machine (streams.tickets.TicketBook), driven as the engine drives it.
+"""The ticket stage's pure steps (streams.tickets.apply_document, apply_outcome, apply_timer),
+driven as the pipeline drives them, in one partition.
 
 :class:`Driver` turns document dicts into records, runs intake's ``validate`` (SCHEMA, DRAFT),
 applies the rest to the ``Group`` of their ``orderNo``, simulates the buyer ledger with
@@ -33,11 +34,15 @@ from streams.ledger import BuyerLedger, decide
 from streams.records import LedgerRequest, Outcome
 from streams.tickets import (
     DocumentReader,
+    Emit,
     Group,
     KeyedRejection,
     Rules,
+    Step,
     Ticket,
-    TicketBook,
+    apply_document,
+    apply_outcome,
+    apply_timer,
     document_key,
     next_due,
 )
@@ -95,7 +100,8 @@ def at(ms: int) -> str:
 
 
 class Driver:
-    """Feeds records, timers and the ledger to TicketBooks, as the engine does, in one partition.
+    """Feeds records, timers and the ledger's outcomes to the ticket stage's steps, in one
+    partition.
 
     With ``auto_ledger`` every LedgerRequest is decided at once (same ``now_ms``); without it
     the requests wait in :attr:`requests` until :meth:`settle`.
@@ -135,10 +141,9 @@ class Driver:
             self.out.append(KeyedRejection(key, result))
         else:
             group = self._load(result.orderNo)
-            book = TicketBook(self.rules, 0, self.stored(result.orderNo))
-            book.on_document(group, incoming, result, now_ms)
-            self._save(group, book)
-            self._collect(book)
+            stored = self.stored(result.orderNo)
+            step = apply_document(self.rules, 0, group, stored, incoming, result, now_ms)
+            self._save(group, step)
         if self.auto_ledger:
             self.settle(now_ms)
         return self.out[start:]
@@ -164,10 +169,8 @@ class Driver:
         start = len(self.out)
         for order_no in list(self.groups):
             group = self._load(order_no)
-            book = TicketBook(self.rules, 0, self.stored(order_no))
-            book.on_timer(group, now_ms)
-            self._save(group, book)
-            self._collect(book)
+            step = apply_timer(self.rules, 0, group, self.stored(order_no), now_ms, now_ms)
+            self._save(group, step)
         if self.auto_ledger:
             self.settle(now_ms)
         return self.out[start:]
@@ -188,10 +191,10 @@ class Driver:
             self.receipts += concluded(decision, request.addressees, now_ms)
             outcome = _OUTCOME.decode(_ENCODER.encode(outcome))
             group = self._load(outcome.order_no)
-            book = TicketBook(self.rules, request.ticket_partition, self.stored(outcome.order_no))
-            book.on_outcome(group, outcome, now_ms)
-            self._save(group, book)
-            self._collect(book)
+            stored = self.stored(outcome.order_no)
+            partition = request.ticket_partition
+            step = apply_outcome(self.rules, partition, group, stored, outcome, now_ms, 0)
+            self._save(group, step)
         return self.out[start:]
 
     # state
@@ -230,14 +233,15 @@ class Driver:
     def _load(self, order_no: str) -> Group:
         return self.group(order_no) or Group(order_no)
 
-    def _save(self, group: Group, book: TicketBook) -> None:
+    def _save(self, group: Group, step: Step) -> None:
+        """Store what the step changed, as the pipeline does, and collect what it emitted."""
         encoded = _ENCODER.encode(group)
         assert _GROUP.decode(encoded) == group  # the state survives the store
         if not group.empty():
             self.groups[group.order_no] = encoded
         else:
             self.groups.pop(group.order_no, None)
-        for guid, written in book.documents.items():
+        for guid, written in step.documents.items():
             key = document_key(group.order_no, guid)
             if written is None:
                 assert key in self.documents, "a deleted document was stored"
@@ -255,8 +259,10 @@ class Driver:
         }
         assert held == set(self.documents), "the stored documents are the ones held"
 
-    def _collect(self, book: TicketBook) -> None:
-        for item in book.emitted:
+        self._collect(step.emits)
+
+    def _collect(self, emits: list[Emit]) -> None:
+        for item in emits:
             if isinstance(item, Addressed):
                 self.receipts.append(item)
             elif isinstance(item, LedgerRequest):
@@ -648,7 +654,7 @@ def test_a_released_ticket_has_no_window_left_and_its_old_timer_changes_nothing(
     assert next_due(driver.group()) == T0 + RETENTION  # type: ignore[arg-type]
     group = driver.group()
     assert group is not None
-    assert TicketBook(RULES, 0, driver.stored()).on_timer(group, T0 + WINDOW) is False
+    assert not apply_timer(RULES, 0, group, driver.stored(), T0 + WINDOW, T0 + WINDOW).changed
 
 
 def test_a_timer_that_closes_a_window_reports_the_change() -> None:
@@ -656,11 +662,15 @@ def test_a_timer_that_closes_a_window_reports_the_change() -> None:
     driver.order(T0)
     group = driver.group()
     assert group is not None
-    book = TicketBook(RULES, 0, driver.stored())
-    assert book.on_timer(group, T0 + WINDOW - 1) is False
-    assert book.on_timer(group, T0 + WINDOW) is True
-    assert book.on_timer(group, T0 + WINDOW) is False  # closed once
-    assert book.on_timer(group, T0 + RETENTION) is True  # forgotten
+    stored = driver.stored()
+
+    def changed(at_ms: int) -> bool:
+        return apply_timer(RULES, 0, group, stored, at_ms, at_ms).changed
+
+    assert changed(T0 + WINDOW - 1) is False
+    assert changed(T0 + WINDOW) is True
+    assert changed(T0 + WINDOW) is False  # closed once
+    assert changed(T0 + RETENTION) is True  # forgotten
     assert group.tickets == {}
     assert next_due(Group(ORDER_NO)) is None
 
@@ -1157,9 +1167,8 @@ def test_an_outcome_for_another_revision_or_ticket_is_ignored() -> None:
     ):
         group = driver.group()
         assert group is not None
-        book = TicketBook(RULES, 0, driver.stored())
-        book.on_outcome(group, outcome, T0 + 3000)
-        assert book.emitted == []
+        step = apply_outcome(RULES, 0, group, driver.stored(), outcome, T0 + 3000, 0)
+        assert (step.emits, step.changed, step.documents) == ([], False, {})
         assert _ENCODER.encode(group) == before
 
 
