@@ -6,7 +6,8 @@ The document versions a step stores or drops (streams/tickets.py: each under its
 its group's) are staged as the step returns them, so the batch's next steps read them. The
 groups written lately stay decoded in memory (``GROUP_CACHE``), as committed: a ticket's next
 document usually comes in a later batch; and so do the document versions written or read
-lately (``DOCUMENT_CACHE``): a ticket is decided on documents that came moments before.
+lately (``DOCUMENT_CACHE``), for a decision soon after they came (a ticket whose documents
+come far apart reads them from the store, and decodes them, again).
 
 Routing (all internal topics are co-partitioned with the inputs, see streams/topics.py):
 

@@ -8,9 +8,8 @@ Each document version is stored once, under its own key (:func:`document_key`); 
 only a reference to it (:class:`StoredDoc`: guid, appTime, copCode), so a document arriving
 writes itself and the small group, never the other documents again. The stage reads a held
 document's bytes through the :data:`DocumentReader` it is given (when it decides, or places a
-waybill change): the reader gives them decoded, as the pipeline keeps the latest it wrote or
-read (a ticket is usually decided moments after its documents came, so none is decoded
-twice). Its :class:`Step` says which documents to write (:class:`Written`: bytes and decoded
+waybill change): the reader gives them decoded, from the versions the pipeline wrote or read
+lately when it has them (a document decided on soon after it came is not decoded twice). Its :class:`Step` says which documents to write (:class:`Written`: bytes and decoded
 document) and delete. A group written before document-level state holds its documents inline
 (``StoredDoc.raw``): read as they are, and never written separately.
 
