@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaProducer
 from matchers.identity import resident_id_check_char
 from schemas.keys import murmur2_partition, ticket_id
 from streams.ledger import BuyerLedger
-from streams.tickets import CLOSED, OPEN, PENDING, RELEASED, Group
+from streams.tickets import CLOSED, OPEN, PENDING, RELEASED, Group, is_document_key
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
 from tests.integration.kafka import Timeout, Worker, consume, produce, run
 from tests.integration.receipts import receipt
@@ -351,11 +351,12 @@ async def _send(brokers: str, records: Sequence[Sent], prefix: str, pace: float)
 
 
 def _state(changelog: list[Any]) -> dict[str, Any]:
-    """Each ticket as the tickets' changelog (last value per orderNo) holds it."""
+    """Each ticket as the tickets' changelog (last value per orderNo; the documents' own
+    records set aside) holds it."""
     last = {record.key: record.value for record in changelog}
     tickets = {}
-    for value in last.values():
-        if value is None:
+    for key, value in last.items():
+        if value is None or is_document_key(key):
             continue
         group = msgspec.msgpack.decode(value, type=Group)
         for ebp, ticket in group.tickets.items():
