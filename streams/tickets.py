@@ -7,11 +7,12 @@ second platform's ticket. Keeping them together makes waybill placement a local 
 Each document version is stored once, under its own key (:func:`document_key`); a ticket holds
 only a reference to it (:class:`StoredDoc`: guid, appTime, copCode), so a document arriving
 writes itself and the small group, never the other documents again. The stage reads a held
-document's bytes through the :data:`DocumentReader` it is given (when it decides, or places a
-waybill change): the reader gives them decoded, from the versions the pipeline wrote or read
-lately when it has them (a document decided on soon after it came is not decoded twice). Its :class:`Step` says which documents to write (:class:`Written`: bytes and decoded
-document) and delete. A group written before document-level state holds its documents inline
-(``StoredDoc.raw``): read as they are, and never written separately.
+document through the :data:`DocumentReader` it is given (when it decides, or places a waybill
+change): decoded, from the versions the pipeline wrote or read lately when it has them (a
+document decided on soon after it came is not decoded twice). Its :class:`Step` says which
+documents to write (:class:`Written`: bytes and decoded document) and delete. A group written
+before document-level state holds its documents inline (``StoredDoc.raw``): read as they are,
+and never written separately.
 
 A ticket's life (docs/contract.md, "Tickets" and "Where the contract leaves a choice")::
 
