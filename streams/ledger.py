@@ -44,10 +44,10 @@ def decide(
 ) -> tuple[Decision, Outcome] | None:
     """Release or divert one clean ticket, updating ``ledger`` in place (the total when
     released; the request is left as it is); None if this ticket revision was decided before."""
-    revision = _digest(request)
-    if holds(ledger.decided.get(request.year, b""), revision):
+    revision, decided = _digest(request), ledger.decided.get(request.year, b"")
+    if holds(decided, revision):
         return None
-    ledger.decided[request.year] = ledger.decided.get(request.year, b"") + revision
+    ledger.decided[request.year] = decided + revision
     for year in [y for y in ledger.decided if y < request.year - 1]:
         del ledger.decided[year]
     asked = request.decision

@@ -269,9 +269,10 @@ class Store:
             it = self._db.iter()
             it.seek(prefix)
             while it.valid():
-                if not it.key().startswith(prefix):
+                key: bytes = it.key()
+                if not key.startswith(prefix):
                     break
-                yield it.key()[3:], it.value()
+                yield key[3:], it.value()
                 it.next()
             it.status()  # an iterator stops at a read error: raise it, not "no more values"
         except Exception as exc:

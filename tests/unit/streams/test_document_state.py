@@ -54,62 +54,50 @@ def without_times(decision: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in decision.items() if k not in {"decidedAt"}}
 
 
-def test_each_document_is_written_once_beside_a_small_group(tmp_path: Path) -> None:
-    h = PipelineHarness(tmp_path)
-    try:
-        out = []
-        for n, kind in enumerate(DOC_TYPES):
-            step = h.feed(kind, RAW[kind], T0 + n * 1000, KEY)
-            written = writes(step)
-            # the document itself, byte for byte, then the group; no other document again
-            assert [key for key, _ in written] == [doc_key(kind), KEY], kind
-            assert written[0][1] == RAW[kind]
-            group = group_of(written[1][1])
-            held = getattr(group.tickets["3301980ABC"], kind)
-            assert (held.guid, held.raw) == (GUID[kind], b"")
-            assert not any(RAW[other] in (written[1][1] or b"") for other in DOC_TYPES)
-            out += step
-        assert [d["decision"] for d in decisions(out)] == ["RELEASE"]
-        # the released ticket's group record: a fraction of its documents' bytes
-        group_bytes = len(writes(out)[-1][1] or b"")
-        assert group_bytes * 3 < sum(len(raw) for raw in RAW.values())
-        assert h.feed("payment", RAW["payment"], T0 + 5000, KEY) == []  # a redelivery: nothing
-    finally:
-        h.close()
+def test_each_document_is_written_once_beside_a_small_group(harness: PipelineHarness) -> None:
+    out = []
+    for n, kind in enumerate(DOC_TYPES):
+        step = harness.feed(kind, RAW[kind], T0 + n * 1000, KEY)
+        written = writes(step)
+        # the document itself, byte for byte, then the group; no other document again
+        assert [key for key, _ in written] == [doc_key(kind), KEY], kind
+        assert written[0][1] == RAW[kind]
+        group = group_of(written[1][1])
+        held = getattr(group.tickets["3301980ABC"], kind)
+        assert (held.guid, held.raw) == (GUID[kind], b"")
+        assert not any(RAW[other] in (written[1][1] or b"") for other in DOC_TYPES)
+        out += step
+    assert [d["decision"] for d in decisions(out)] == ["RELEASE"]
+    # the released ticket's group record: a fraction of its documents' bytes
+    group_bytes = len(writes(out)[-1][1] or b"")
+    assert group_bytes * 3 < sum(len(raw) for raw in RAW.values())
+    assert harness.feed("payment", RAW["payment"], T0 + 5000, KEY) == []  # a redelivery: nothing
 
 
-def test_a_change_writes_the_new_version_and_deletes_the_old(tmp_path: Path) -> None:
-    h = PipelineHarness(tmp_path)
-    try:
-        h.feed("order", RAW["order"], T0, KEY)
-        new_guid = "00000000-0000-4000-8000-000000000077"
-        change = as_bytes(order_dict(appType="2", appTime="20261124111600", guid=new_guid))
-        written = writes(h.feed("order", change, T0 + 1000, KEY))
-        assert written[:2] == [(doc_key("order"), None), (document_key(ORDER_NO, new_guid), change)]
-        assert [key for key, _ in written[2:]] == [KEY]
-        delete = as_bytes(
-            order_dict(appType="3", appTime="20261124111700", guid=GUID["payment"][:-1] + "9")
-        )
-        written = writes(h.feed("order", delete, T0 + 2000, KEY))
-        assert written[0] == (document_key(ORDER_NO, new_guid), None)  # the held version goes
-        assert [key for key, _ in written[1:]] == [KEY]
-    finally:
-        h.close()
+def test_a_change_writes_the_new_version_and_deletes_the_old(harness: PipelineHarness) -> None:
+    harness.feed("order", RAW["order"], T0, KEY)
+    new_guid = "00000000-0000-4000-8000-000000000077"
+    change = as_bytes(order_dict(appType="2", appTime="20261124111600", guid=new_guid))
+    written = writes(harness.feed("order", change, T0 + 1000, KEY))
+    assert written[:2] == [(doc_key("order"), None), (document_key(ORDER_NO, new_guid), change)]
+    assert [key for key, _ in written[2:]] == [KEY]
+    delete = as_bytes(
+        order_dict(appType="3", appTime="20261124111700", guid=GUID["payment"][:-1] + "9")
+    )
+    written = writes(harness.feed("order", delete, T0 + 2000, KEY))
+    assert written[0] == (document_key(ORDER_NO, new_guid), None)  # the held version goes
+    assert [key for key, _ in written[1:]] == [KEY]
 
 
-def test_retention_deletes_the_tickets_documents_with_it(tmp_path: Path) -> None:
-    h = PipelineHarness(tmp_path)
-    try:
-        h.feed("order", RAW["order"], T0, KEY)
-        h.feed("payment", RAW["payment"], T0 + 1000, KEY)
-        h.step([], T0 + 10_000)  # the window closes: a divert, the documents stay
-        forgotten = writes(h.step([], T0 + RETENTION_MS))
-        assert sorted(forgotten) == sorted(
-            [(doc_key("order"), None), (doc_key("payment"), None), (KEY, None)]
-        )
-        assert list(h.pipeline.tickets.items(HOME)) == []  # nothing left of the group
-    finally:
-        h.close()
+def test_retention_deletes_the_tickets_documents_with_it(harness: PipelineHarness) -> None:
+    harness.feed("order", RAW["order"], T0, KEY)
+    harness.feed("payment", RAW["payment"], T0 + 1000, KEY)
+    harness.step([], T0 + 10_000)  # the window closes: a divert, the documents stay
+    forgotten = writes(harness.step([], T0 + RETENTION_MS))
+    assert sorted(forgotten) == sorted(
+        [(doc_key("order"), None), (doc_key("payment"), None), (KEY, None)]
+    )
+    assert list(harness.pipeline.tickets.items(HOME)) == []  # nothing left of the group
 
 
 def _restored(tmp_path: Path, changelog: list[tuple[bytes, bytes | None]]) -> PipelineHarness:

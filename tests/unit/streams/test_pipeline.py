@@ -5,11 +5,9 @@ ticket is another worker's goes there on the repartition topic and is applied th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from schemas.keys import murmur2_partition
 from streams.records import Outcome, Output, Record
@@ -20,13 +18,6 @@ ORDER_NO = "SO20261124000001"
 HOME = murmur2_partition(ORDER_NO.encode(), PARTITIONS)
 KEY = ORDER_NO.encode()
 CHANGELOG = "sandan-tickets-changelog"
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[PipelineHarness]:
-    h = PipelineHarness(tmp_path)
-    yield h
-    h.close()
 
 
 def topics(outputs: list[Output]) -> list[str]:

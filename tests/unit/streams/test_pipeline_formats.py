@@ -6,11 +6,10 @@ sent as JSON, and intake's rejections come with their receipts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,13 +23,6 @@ from tests.factories import as_bytes, order_dict, payment_dict
 from tests.unit.streams.harness import T0, PipelineHarness, on, receipts
 
 COP = "3301980AGT"
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[PipelineHarness]:
-    h = PipelineHarness(tmp_path)
-    yield h
-    h.close()
 
 
 # -- intake's rejections and their receipts ------------------------------------------------------
