@@ -5,9 +5,9 @@ Each worker's counters are followed from scrape to scrape by :class:`dashboard.t
 (first sight, resets, totals). Each round becomes a :class:`Point` in a
 :class:`~dashboard.series.Ring` of one hour: the gains of every worker summed and reduced to
 what the page windows (documents; decisions by kind; divert reasons; rejections; receipts;
-decision-latency buckets), with the round's lag. Rates, the last minute's latency quantiles, the
-last hour's counts and the charts are sums over the ring, computed once per round
-(:meth:`Deployment.overview`), never per page view.
+alerts by pattern; decision-latency buckets), with the round's lag. Rates, the last minute's
+latency quantiles, the last hour's counts and the charts are sums over the ring, computed once
+per round (:meth:`Deployment.overview`), never per page view.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dashboard.models import (
 from dashboard.promtext import Samples, label, total
 from dashboard.series import Ring, buckets_of, histogram_quantile, rate
 from dashboard.tracker import LATENCY_BUCKETS, Gain, SeriesKey, Step, Tracker, reduce_gains
+from schemas.alerts import ALERT_PATTERNS
 
 __all__ = ("CHART_BINS", "HOUR", "LATENCY_WINDOW", "Deployment", "Point")
 
@@ -51,6 +52,7 @@ _COUNT_FIELDS = {
     "reason": "divert_reasons",
     "rejection": "rejections",
     "receipt": "receipts",
+    "alert": "alerts",
 }
 
 
@@ -73,6 +75,8 @@ def _counts(gains: Iterable[tuple[Gain, float]]) -> Counts:
         divert_reasons=whole(fields["divert_reasons"]),
         rejections=whole(fields["rejections"]),
         receipts=whole(fields["receipts"]),
+        # Every pattern, 0 included: an alert is rare, and "none" is what the panel is for.
+        alerts=dict.fromkeys(ALERT_PATTERNS, 0) | whole(fields["alerts"]),
     )
 
 

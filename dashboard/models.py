@@ -103,6 +103,9 @@ class Counts(msgspec.Struct, kw_only=True):
     divert_reasons: dict[str, int]  # by reason code
     rejections: dict[str, int]  # by rejection code
     receipts: dict[str, int]  # by return status: 120, 100, 399
+    # By pattern: every one of schemas.alerts.ALERT_PATTERNS, 0 included (the workers count
+    # each from the start, and the page shows each), and any other pattern that counted.
+    alerts: dict[str, int]
 
 
 class Tickets(msgspec.Struct, kw_only=True):

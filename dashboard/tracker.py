@@ -13,7 +13,8 @@ is known by its URL:
   the restart is not missed.
 
 ``reduce_gains`` then keeps what the page windows, summed over workers and the labels it does
-not show: ``("decision", "release")``, ``("reason", "AMOUNT_MISMATCH")``, ``("le", "0.25")``...
+not show: ``("decision", "release")``, ``("reason", "AMOUNT_MISMATCH")``, ``("le", "0.25")``,
+``("alert", "SPLIT_ORDERS")``... A worker without one of them (an older worker) gains none of it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _WINDOWED = {
     "sandan_divert_reasons_total": ("reason", "code"),
     "sandan_rejections_total": ("rejection", "code"),
     "sandan_receipts_total": ("receipt", "status"),
+    "sandan_alerts_total": ("alert", "pattern"),
     LATENCY_BUCKETS: ("le", "le"),
 }
 

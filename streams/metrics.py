@@ -58,6 +58,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from schemas.alerts import ALERT_PATTERNS
 from schemas.documents import DocType
 from schemas.outputs import DecisionKind, DivertCode, RejectionCode, ReviewAction
 from schemas.receipts import ReturnStatus
@@ -326,6 +327,12 @@ class StepMetrics:
             "Reviews that came on another partition than their ticket's, sent on to it",
             registry=registry,
         )
+        self.alerts = Counter(
+            "sandan_alerts_total",
+            "Pattern alerts committed to cbec.alert, by pattern",
+            ("pattern",),
+            registry=registry,
+        )
         self.transactions = Counter(
             "sandan_transactions_total",
             "Kafka transactions of the steps, by result",
@@ -403,6 +410,8 @@ class StepMetrics:
             for result in ("applied", "refused"):
                 children[f"review.{action}.{result}"] = self.reviews.labels(action, result)
         children["review.forwarded"] = self.reviews_forwarded
+        for pattern in ALERT_PATTERNS:
+            children[f"alert.{pattern}"] = self.alerts.labels(pattern)
         for result in ("committed", "aborted"):
             self.transactions.labels(result)
         return children
@@ -410,8 +419,8 @@ class StepMetrics:
     def fold(self, counts: Mapping[str, int]) -> None:
         """Add a committed step's counts: ``in.{doc_type}.{format}``, ``release``, ``divert``,
         ``divert.{code}``, ``rejected.{code}``, ``receipt.{status}``, ``ledger.{result}``,
-        ``review.{action}.{result}``, ``review.forwarded`` (other keys are not metrics and
-        are skipped: no label value is ever made up)."""
+        ``review.{action}.{result}``, ``review.forwarded``, ``alert.{pattern}`` (other keys
+        are not metrics and are skipped: no label value is ever made up)."""
         children = self._by_key
         for key, count in counts.items():
             child = children.get(key)

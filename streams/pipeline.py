@@ -1,4 +1,5 @@
-"""The stages wired together for the engine: intake, the ticket stage and the buyer ledger.
+"""The stages wired together for the engine: intake, the ticket stage, the buyer ledger and
+the alerts.
 
 Per batch, every group (orderNo) and buyer touched is read once, changed in memory by the
 pure stages, and written once if it changed, as a changelog record and a staged local write.
@@ -16,6 +17,8 @@ Routing (all internal topics are co-partitioned with the inputs, see streams/top
         └─ no ─► {prefix}sandan-repartition (key orderNo, origin in headers) ─► ticket stage
     ticket stage ─► decisions, rejections, {prefix}sandan-ledger (key buyerIdNumber)
     ledger stage ─► release / divert, {prefix}sandan-outcomes ─► ticket stage
+    ticket stage ─► a sighting of each decided ticket, to each of its alert keys' partitions
+        (here, else {prefix}sandan-alerts) ─► alert stage ─► cbec.alert
     cbec.review ─► ticket stage (its partition, else forwarded there on cbec.review)
         ─► cbec.review-result, and a decision (a RELEASE by way of the ledger stage)
 
@@ -24,7 +27,7 @@ the ticket stage applies with one: all on ``cbec.receipt``, in the same transact
 
 A step's outcomes are counted in ``counts`` (``in.{doc_type}.{json|xml}``, ``release``,
 ``divert.{code}``, ``rejected.{code}``, ``receipt.{status}``, ``ledger.{result}``,
-``review.{action}.{applied|refused}``, ``review.forwarded``) and, with
+``review.{action}.{applied|refused}``, ``review.forwarded``, ``alert.{pattern}``) and, with
 metrics on, folded into them when the step commits, with the open tickets of the groups it
 changed and the start of each decision's latency (streams/metrics.py).
 
@@ -33,7 +36,9 @@ same step, so in the same transaction, as the topic would have delivered it (the
 the documents for their turn in arrival order, see streams/arrivals.py). A ledger request skips
 it only when this worker owns every partition: with other workers, the ledger decides in order
 of completion across all of them, which the engine keeps by holding the requests from the topic
-until every worker has applied its documents up to their time (streams/hops.py).
+until every worker has applied its documents up to their time (streams/hops.py). A sighting
+skips it whenever this worker owns its key's partition: the alerts' windows slide on the
+tickets' own times, so they need no order of arrival.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from pathlib import Path
 import msgspec
 
 from matchers import Limits
+from schemas.alerts import Alert
 from schemas.codec import decode_document, encode_json, readable_fields
 from schemas.documents import DocType, Document
 from schemas.errors import SchemaError
@@ -57,12 +63,29 @@ from schemas.keys import murmur2_partition
 from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded, encode_receipt, returned
 from schemas.reviews import ReviewResult, decode_review
+from streams.alerts import (
+    AlertRules,
+    KeyState,
+    alert_keys,
+    apply_expiry,
+    apply_sighting,
+    next_expiry,
+)
 from streams.hops import hop_headers, read_hop, request_headers
 from streams.intake import Incoming, Refused, read, validate
 from streams.kafka_security import aiokafka_security
 from streams.ledger import BuyerLedger, decide, review_result
 from streams.metrics import OpenTickets, StepMetrics, openings
-from streams.records import LedgerRequest, Outcome, Output, Record, Routed, TopicPartition
+from streams.records import (
+    KeyedSighting,
+    LedgerRequest,
+    Outcome,
+    Output,
+    Record,
+    Routed,
+    Sighting,
+    TopicPartition,
+)
 from streams.settings import Settings
 from streams.store import DataDirError, Store
 from streams.tickets import (
@@ -97,6 +120,8 @@ _decode_group = msgspec.msgpack.Decoder(Group).decode
 _decode_ledger = msgspec.msgpack.Decoder(BuyerLedger).decode
 _decode_request = msgspec.msgpack.Decoder(LedgerRequest).decode
 _decode_outcome = msgspec.msgpack.Decoder(Outcome).decode
+_decode_sighting = msgspec.msgpack.Decoder(KeyedSighting).decode
+_decode_key_state = msgspec.msgpack.Decoder(KeyState).decode
 # The count key of the documents taken in, by kind and whether they came in XML.
 _IN_KEYS = {
     (doc_type, xml): f"in.{doc_type}.{'xml' if xml else 'json'}"
@@ -143,12 +168,18 @@ class _Batch:
     stored_due: dict[tuple[int, str], int | None] = field(default_factory=dict)  # their timers
     openings: dict[tuple[int, str], tuple[int, ...]] = field(default_factory=dict)  # (metrics)
     buyers: dict[tuple[int, str], BuyerLedger] = field(default_factory=dict)
+    # Alert keys read (each once): their state (None: none) and its timer as stored.
+    alert_keys: dict[tuple[int, bytes], tuple[KeyState | None, int | None]] = field(
+        default_factory=dict
+    )
+    alerts_changed: set[tuple[int, bytes]] = field(default_factory=set)
     outputs: list[Output] = field(default_factory=list)
     # Ledger requests for buyers' partitions this worker owns, decided in the same step.
     ledger_inbox: deque[tuple[int, LedgerRequest]] = field(default_factory=deque)
     counts: Counter[str] = field(default_factory=Counter)  # added once committed
     decision_starts: list[int] = field(default_factory=list)  # each decision's latency start
     applied_until: int = 0  # the step's watermark (streams/engine.py)
+    now_ms: int = 0  # the step's clock: when its decisions and alerts are made
 
 
 class SandanPipeline:
@@ -166,10 +197,21 @@ class SandanPipeline:
             limits=Limits(single_limit=settings.single_limit, annual_limit=settings.annual_limit),
             max_document_bytes=settings.max_document_bytes,
             inline_documents=settings.document_state == "inline",
+            sightings=settings.alerts,
+        )
+        self.alert_rules = AlertRules(
+            consignees=settings.alert_consignees,
+            consignees_window_ms=int(settings.alert_consignees_window * 1000),
+            buyers=settings.alert_buyers,
+            buyers_window_ms=int(settings.alert_buyers_window * 1000),
+            split_window_ms=int(settings.alert_split_window * 1000),
+            single_limit=settings.single_limit,
+            lateness_ms=self.rules.window_ms,
         )
         state = Path(settings.data_dir) / "state"
         self.tickets = Store(state / "tickets", self.topics.tickets_changelog, due=_group_due)
         self.ledger = Store(state / "ledger", self.topics.ledger_changelog)
+        self.alerts = Store(state / "alerts", self.topics.alerts_changelog, due=self._alert_due)
         self.partitions: set[int] = set()
         # (group, its timer, its open tickets' deadlines when metrics are on)
         self._cache: OrderedDict[tuple[int, str], tuple[Group, int | None, tuple[int, ...]]] = (
@@ -283,7 +325,7 @@ class SandanPipeline:
         self, items: Sequence[Record | Routed], now_ms: int, arrived_ms: int
     ) -> list[Output]:
         topics = self.topics
-        self._batch.applied_until = arrived_ms
+        self._batch.applied_until, self._batch.now_ms = arrived_ms, now_ms
         for index, item in enumerate(items):
             try:
                 if isinstance(item, Routed):
@@ -301,6 +343,9 @@ class SandanPipeline:
                     self._on_outcome(item.partition, outcome, now_ms)
                 elif topic == topics.review:
                     self._on_review(item, now_ms)
+                elif topic == topics.alerts:
+                    keyed = _decode_sighting(item.value or b"")
+                    self._on_sighting(item.partition, keyed.kind, item.key or b"", keyed.sighting)
             except DataDirError:
                 raise  # the disk under the local state, not this record: never set aside
             except Exception as exc:
@@ -482,6 +527,11 @@ class SandanPipeline:
                 step = apply_timer(self.rules, partition, group, stored, arrived_ms, now_ms)
                 self._changes(partition, order_no, step)
                 self._emit(step.emits, partition, 0)  # a window's decision: nothing completed it
+            for key in list(self.alerts.due(partition, arrived_ms, MAX_TIMERS_PER_BATCH)):
+                state = self._alert_key(partition, key)
+                if state is not None:
+                    expired = apply_expiry(self.alert_rules, state, arrived_ms)
+                    self._alert_changes(partition, key, expired.state, expired.changed)
 
     # -- state, read once and written once per batch ----------------------------------------
 
@@ -565,6 +615,28 @@ class SandanPipeline:
             self._batch.buyers[(partition, buyer)] = ledger
         return ledger
 
+    def _alert_due(self, key: bytes, value: bytes) -> int | None:
+        return next_expiry(self.alert_rules, _decode_key_state(value))
+
+    def _alert_key(self, partition: int, key: bytes) -> KeyState | None:
+        """An alert key's state, read once per batch."""
+        read = self._batch.alert_keys.get((partition, key))
+        if read is None:
+            stored = self.alerts.get(partition, key)
+            state = _decode_key_state(stored) if stored is not None else None
+            due = next_expiry(self.alert_rules, state) if state is not None else None
+            read = self._batch.alert_keys[(partition, key)] = (state, due)
+        return read[0]
+
+    def _alert_changes(
+        self, partition: int, key: bytes, state: KeyState | None, changed: bool
+    ) -> None:
+        """The key's state after a step (written at the end of the batch if it changed)."""
+        _, due = self._batch.alert_keys[(partition, key)]
+        self._batch.alert_keys[(partition, key)] = (state, due)
+        if changed:
+            self._batch.alerts_changed.add((partition, key))
+
     def _flush(self) -> list[Output]:
         outputs, cache, open_tickets = self._batch.outputs, self._cache, self.open_tickets
         for key, group in self._batch.groups.items():
@@ -584,6 +656,11 @@ class SandanPipeline:
             cache.popitem(last=False)  # the oldest
         for (partition, buyer), ledger in self._batch.buyers.items():
             outputs.append(self.ledger.put(partition, buyer.encode(), _encoder.encode(ledger)))
+        for partition, alert_key in sorted(self._batch.alerts_changed):
+            state, before = self._batch.alert_keys[(partition, alert_key)]
+            value = None if state is None else _encoder.encode(state)
+            due = None if state is None else next_expiry(self.alert_rules, state)
+            outputs.append(self.alerts.put(partition, alert_key, value, due, before))
         return outputs
 
     # -- what the stages emit ---------------------------------------------------------------
@@ -600,6 +677,8 @@ class SandanPipeline:
                 self._output_rejection_record(item.key, item.rejection)
             elif isinstance(item, ReviewResult):
                 self._output_review_result(item, partition)
+            elif isinstance(item, Sighting):
+                self._sighted(item)
             else:
                 partitions = self.settings.partitions
                 partition = murmur2_partition(item.buyer.encode(), partitions)
@@ -616,6 +695,32 @@ class SandanPipeline:
                         item.at or None,
                     )
                 )
+
+    def _sighted(self, sighting: Sighting) -> None:
+        """A decided ticket, to each of its alert keys: applied here if this worker owns the
+        key's partition, else sent there."""
+        for kind, key in alert_keys(sighting):
+            partition = murmur2_partition(key, self.settings.partitions)
+            if partition in self.partitions:
+                self._on_sighting(partition, kind, key, sighting)
+                continue
+            value = _encoder.encode(KeyedSighting(kind, sighting))
+            self._batch.outputs.append(Output(self.topics.alerts, key, value, partition))
+
+    def _on_sighting(self, partition: int, kind: str, key: bytes, sighting: Sighting) -> None:
+        state = self._alert_key(partition, key)
+        batch = self._batch
+        step = apply_sighting(
+            self.alert_rules, state, kind, key, sighting, batch.applied_until, batch.now_ms
+        )
+        self._alert_changes(partition, key, step.state, step.changed)
+        for alert in step.alerts:
+            self._output_alert(alert)
+
+    def _output_alert(self, alert: Alert) -> None:
+        self._batch.counts[f"alert.{alert.pattern}"] += 1
+        key = alert.keyDigest.encode()
+        self._batch.outputs.append(Output(self.topics.alert, key, encode_json(alert)))
 
     def _output_decision(self, decision: Decision, started_ms: int) -> None:
         """A decision; with metrics, its latency runs from ``started_ms``, the arrival of the
@@ -690,6 +795,7 @@ class SandanPipeline:
         changes locally, and count them."""
         self.tickets.commit({p: o for (t, p), o in offsets.items() if t == self.tickets.changelog})
         self.ledger.commit({p: o for (t, p), o in offsets.items() if t == self.ledger.changelog})
+        self.alerts.commit({p: o for (t, p), o in offsets.items() if t == self.alerts.changelog})
         self.counts.update(self._batch.counts)
         metrics = self._metrics
         if metrics is not None:
@@ -709,6 +815,7 @@ class SandanPipeline:
     def _reset_batch(self) -> None:
         self.tickets.rollback()
         self.ledger.rollback()
+        self.alerts.rollback()
         self._batch = _Batch()
         self._cache.clear()  # it may hold changes that were rolled back
         self._documents_cache.clear()
@@ -722,6 +829,7 @@ class SandanPipeline:
         brokers, security = self.settings.brokers, aiokafka_security(self.settings)
         restored = await self.tickets.restore(brokers, partitions, security=security)
         restored += await self.ledger.restore(brokers, partitions, security=security)
+        restored += await self.alerts.restore(brokers, partitions, security=security)
         open_tickets = self.open_tickets
         if open_tickets is not None:
             restored_here = self.tickets.restored
@@ -752,3 +860,4 @@ class SandanPipeline:
     def close(self) -> None:
         self.tickets.close()
         self.ledger.close()
+        self.alerts.close()

@@ -6,11 +6,14 @@ store, the pipeline and the stages import (and nothing of theirs):
   converts each fetched message once; the arrival buffer and the pipeline read these fields
   and nothing else, so they are tested without a broker or a client library.
 - :class:`LedgerRequest` and :class:`Outcome`: what the ticket stage and the buyer ledger send
-  each other through the internal topics (msgpack).
+  each other through the internal topics (msgpack);
+- :class:`Sighting`: a decided ticket as the alert stage sees it (streams/alerts.py), sent to
+  the partition of each of its keys (:class:`KeyedSighting`).
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import msgspec
@@ -18,7 +21,17 @@ import msgspec
 from schemas.outputs import Decision
 from schemas.receipts import Addressee
 
-__all__ = ("LedgerRequest", "Outcome", "Output", "Record", "Routed", "TopicPartition", "consumed")
+__all__ = (
+    "KeyedSighting",
+    "LedgerRequest",
+    "Outcome",
+    "Output",
+    "Record",
+    "Routed",
+    "Sighting",
+    "TopicPartition",
+    "consumed",
+)
 
 
 class TopicPartition(NamedTuple):
@@ -85,6 +98,28 @@ class Outcome(msgspec.Struct, array_like=True, gc=False):
     ebp_code: str
     revision: int
     released: bool
+
+
+class Sighting(msgspec.Struct, array_like=True, gc=False):
+    """A ticket revision the rules decided (diverted, or sent to the buyer ledger, which
+    releases or diverts it), with its order's values the alert patterns read (personal data:
+    internal topics only)."""
+
+    ticket: str  # ticketId
+    at: int  # the ticket's time: its first document's arrival (ms), as firstSeenAt
+    buyer: str  # buyerIdNumber
+    consignee: str
+    address: str  # consigneeAddress
+    telephone: str  # consigneeTelephone
+    dutiable: Decimal  # the ticket's dutiable value
+
+
+class KeyedSighting(msgspec.Struct, array_like=True, gc=False):
+    """A sighting on its way to one of its alert keys (``kind``: the field the key is of,
+    schemas.alerts.KeyKind); the record's key is the alert key (streams/alerts.py)."""
+
+    kind: str
+    sighting: Sighting
 
 
 def consumed(message: Any) -> Record:

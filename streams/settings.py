@@ -248,6 +248,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fault_stop_before_offsets: int = 0
     dashboard_port: int = 8090
     dashboard_interval: float = 2.0
+    alerts: bool = True
+    alert_consignees: int = 3
+    alert_consignees_window: float = 7 * 86400.0
+    alert_buyers: int = 5
+    alert_buyers_window: float = 7 * 86400.0
+    alert_split_window: float = 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -384,6 +390,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "fault_stop_before_offsets": _count,
     "dashboard_port": _port,
     "dashboard_interval": parse_duration,
+    "alerts": _switch,
+    "alert_consignees": _positive_int,
+    "alert_consignees_window": parse_duration,
+    "alert_buyers": _positive_int,
+    "alert_buyers_window": parse_duration,
+    "alert_split_window": parse_duration,
 }
 
 SETTINGS_HELP = {
@@ -455,4 +467,22 @@ SETTINGS_HELP = {
     ),
     "SANDAN_DASHBOARD_PORT": ("8090", "port of `sandan dashboard` (on 127.0.0.1)"),
     "SANDAN_DASHBOARD_INTERVAL": ("2s", "how often the dashboard finds and scrapes the workers"),
+    "SANDAN_ALERTS": ("on", "on or off: off raises no pattern alert (cbec.alert stays empty)"),
+    "SANDAN_ALERT_CONSIGNEES": (
+        "3",
+        "ID_MANY_CONSIGNEES: one buyer ID with more than this many distinct consignees or "
+        "consignee addresses within SANDAN_ALERT_CONSIGNEES_WINDOW",
+    ),
+    "SANDAN_ALERT_CONSIGNEES_WINDOW": ("7d", "the window of ID_MANY_CONSIGNEES"),
+    "SANDAN_ALERT_BUYERS": (
+        "5",
+        "ADDRESS_MANY_IDS: one consignee address or telephone receiving for more than this "
+        "many distinct buyer IDs within SANDAN_ALERT_BUYERS_WINDOW",
+    ),
+    "SANDAN_ALERT_BUYERS_WINDOW": ("7d", "the window of ADDRESS_MANY_IDS"),
+    "SANDAN_ALERT_SPLIT_WINDOW": (
+        "1h",
+        "SPLIT_ORDERS: one buyer's orders to one consignee within this, each within "
+        "SANDAN_SINGLE_LIMIT and together above it",
+    ),
 }

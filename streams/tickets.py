@@ -79,7 +79,7 @@ from schemas.receipts import Addressed, Addressee, concluded, returned, stored
 from schemas.reviews import Review, ReviewRefusal, ReviewResult
 from streams.digests import digest, holds
 from streams.intake import Incoming, Origin, reject
-from streams.records import LedgerRequest, Outcome
+from streams.records import LedgerRequest, Outcome, Sighting
 from streams.timefmt import iso_ms
 
 __all__ = (
@@ -306,6 +306,7 @@ class Rules(NamedTuple):
     limits: Limits
     max_document_bytes: int
     inline_documents: bool = False  # SANDAN_DOCUMENT_STATE=inline: as earlier versions store
+    sightings: bool = False  # a Sighting per decided revision, for the alerts (SANDAN_ALERTS)
 
     def decided_by(self) -> DecidedBy:
         """What every decision by these rules records of them."""
@@ -325,7 +326,7 @@ class KeyedRejection(NamedTuple):
     rejection: Rejection
 
 
-Emit = Decision | KeyedRejection | LedgerRequest | Addressed | ReviewResult
+Emit = Decision | KeyedRejection | LedgerRequest | Addressed | ReviewResult | Sighting
 
 
 class Step(NamedTuple):
@@ -650,6 +651,7 @@ class TicketBook:
         decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
         decision.dutiableValue = evaluation.dutiable_value
         decision.fullTax = evaluation.full_tax
+        self._sight(decision, ticket, order)
         if evaluation.reasons:
             decision.decision = "DIVERT"
             decision.reasons = evaluation.reasons
@@ -688,12 +690,29 @@ class TicketBook:
         decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
         if order is not None:
             decision.dutiableValue = _dutiable(order, logistics)
+            self._sight(decision, ticket, order)
         decision.decision = "DIVERT"
         decision.reasons = reasons
         decision.missing = ticket.missing()
         if review is not None:
             _mark_reviewed(decision, review)
         self._emit_decision(decision, ticket, now_ms)
+
+    def _sight(self, decision: Decision, ticket: Ticket, order: Order) -> None:
+        """The revision is decided (here, or by the buyer ledger it goes to): its sighting
+        for the alerts (streams/alerts.py), when they are on."""
+        if self.rules.sightings:
+            self.emitted.append(
+                Sighting(
+                    decision.ticketId,
+                    ticket.first_seen_ms,
+                    order.buyerIdNumber,
+                    order.consignee,
+                    order.consigneeAddress,
+                    order.consigneeTelephone,
+                    decision.dutiableValue or Decimal(0),
+                )
+            )
 
     def _emit_decision(self, decision: Decision, ticket: Ticket, now_ms: int) -> None:
         codes: list[str] = [reason.code for reason in decision.reasons or ()]
@@ -899,6 +918,7 @@ class TicketBook:
         decision = self._decision(group, ebp, ticket, now_ms, order, payment, logistics)
         decision.dutiableValue = evaluation.dutiable_value
         decision.fullTax = evaluation.full_tax
+        self._sight(decision, ticket, order)
         _mark_reviewed(decision, review)
         self._request_release(ticket, order, decision)
 

@@ -8,7 +8,9 @@ carry the prefix too:
                                  partition, re-keyed by orderNo
     {prefix}sandan-ledger        clean tickets keyed by buyerIdNumber, for the buyer ledger
     {prefix}sandan-outcomes      the ledger's outcome, back to the ticket's partition
-    {prefix}sandan-tickets-changelog, {prefix}sandan-ledger-changelog
+    {prefix}sandan-alerts        decided tickets keyed by each alert key (streams/alerts.py)
+    {prefix}sandan-tickets-changelog, {prefix}sandan-ledger-changelog,
+    {prefix}sandan-alerts-changelog
                                  compacted changelogs: the truth behind the local RocksDB state
 
 All of them have the same partition count, so partition ``p`` of every topic belongs to the
@@ -40,16 +42,26 @@ class Topics:
         self.release, self.divert, self.rejected = t("release"), t("divert"), t("rejected")
         self.receipt = t("receipt")
         self.review, self.review_result = t("review"), t("review-result")
+        self.alert = t("alert")
         self.repartition = t("sandan-repartition")
         self.ledger = t("sandan-ledger")
         self.outcomes = t("sandan-outcomes")
         self.tickets_changelog = t("sandan-tickets-changelog")
         self.ledger_changelog = t("sandan-ledger-changelog")
+        self.alerts = t("sandan-alerts")
+        self.alerts_changelog = t("sandan-alerts-changelog")
         self.inputs = (self.order, self.payment, self.logistics)
         self.doc_type_of: dict[str, DocType] = dict(zip(self.inputs, DOC_TYPES, strict=True))
-        self.outputs = (self.release, self.divert, self.rejected, self.receipt, self.review_result)
-        self.internal = (self.repartition, self.ledger, self.outcomes)
-        self.changelogs = (self.tickets_changelog, self.ledger_changelog)
+        self.outputs = (
+            self.release,
+            self.divert,
+            self.rejected,
+            self.receipt,
+            self.review_result,
+            self.alert,
+        )
+        self.internal = (self.repartition, self.ledger, self.outcomes, self.alerts)
+        self.changelogs = (self.tickets_changelog, self.ledger_changelog, self.alerts_changelog)
         self.consumed = (*self.inputs, self.review, *self.internal)
 
     def all(self) -> tuple[str, ...]:

@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 from selenium import webdriver
 
-from dashboard.promtext import parse
+from dashboard.promtext import label, parse
 from loadtest.browser import headless_chromium
 from loadtest.processes import stop
+from schemas.alerts import ALERT_PATTERNS
 from schemas.documents import DOC_TYPES
 from streams.settings import Settings
 from tests.integration.conftest import PARTITIONS, Deployment
@@ -73,7 +74,7 @@ return {
   divert_total: num("decisions-divert-total"), divert_hour: num("decisions-divert-hour"),
   documents_total: num("documents-total"), documents_hour: num("documents-hour"),
   divert_reasons: table("divert-reasons"), rejections: table("rejections"),
-  receipts: table("receipts"), workers,
+  receipts: table("receipts"), alerts: table("alerts"), workers,
   decision_bars: document.querySelectorAll("#chart-decisions rect").length,
 };
 """
@@ -108,6 +109,7 @@ def from_api(o: dict[str, Any]) -> dict[str, Any]:
         "divert_reasons": table("divert_reasons"),
         "rejections": table("rejections"),
         "receipts": table("receipts"),
+        "alerts": table("alerts"),
         "workers": [
             {
                 "url": w["url"] or "",
@@ -237,6 +239,16 @@ def wait_counted(worker: Worker, decisions: int, rejections: int) -> None:
             )
             raise AssertionError(msg)
         time.sleep(0.3)
+
+
+def alerts_counted(worker: Worker) -> dict[str, int]:
+    """The worker's ``sandan_alerts_total`` by pattern; every pattern 0 when it has no such
+    counter (a worker older than the alerts)."""
+    url = f"http://127.0.0.1:{worker.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        series = parse(response.read().decode()).get("sandan_alerts_total", {})
+    counted = {label(labels, "pattern"): round(value) for labels, value in series.items()}
+    return dict.fromkeys(ALERT_PATTERNS, 0) | counted
 
 
 def receipts_by_status(d: Deployment) -> dict[str, int]:
@@ -376,6 +388,14 @@ def test_the_page_shows_the_deployment_as_the_api_and_the_load_say_and_follows_i
         assert (shown["open"], shown["closing"]) == (2, 2)
         assert shown["decision_bars"] > 0  # the last hour's chart drew them
         assert api["latency"]["decisions"] == 3 and api["latency"]["p99"] is not None
+        # The Alerts panel: every pattern, each with what the worker counted (the alerts
+        # follow the decisions: wait until the page and the worker agree).
+        shown = page_until(
+            browser,
+            "the Alerts panel to show the worker's alerts",
+            lambda s: {k: v["total"] for k, v in s["alerts"].items()} == alerts_counted(worker),
+        )
+        assert set(ALERT_PATTERNS) <= set(shown["alerts"])
 
         path = screenshot(browser, f"dashboard-{time.strftime('%Y%m%d-%H%M%S')}.png")
         (REPORTS / "timing.json").write_text(

@@ -32,6 +32,7 @@ from dashboard.promtext import Samples, parse
 from dashboard.scrape import Scraper
 from dashboard.series import Ring, histogram_quantile, increase, rate
 from dashboard.tracker import Tracker, reduce_gains
+from schemas.alerts import ALERT_PATTERNS
 from streams.metrics import worker_client_id, worker_url
 from streams.settings import Settings
 
@@ -116,6 +117,7 @@ def worker_text(
     reasons: dict[str, float] | None = None,
     rejections: dict[str, float] | None = None,
     receipts: dict[str, float] | None = None,
+    alerts: dict[str, float] | None = None,
     documents: float = 0,
     latencies: list[float] | None = None,
     batches: list[float] | None = None,
@@ -127,7 +129,8 @@ def worker_text(
     worker_id: str = "w1",
     url: str = "http://w1",
 ) -> str:
-    """A worker's /metrics as prometheus_client writes it, with the names the worker uses."""
+    """A worker's /metrics as prometheus_client writes it, with the names the worker uses
+    (``alerts`` None: a worker older than ``sandan_alerts_total``; else every pattern from 0)."""
     registry = CollectorRegistry()
 
     def counter(name: str, labels: str, values: dict[str, float] | None) -> None:
@@ -139,6 +142,8 @@ def worker_text(
     counter("sandan_divert_reasons_total", "code", reasons)
     counter("sandan_rejections_total", "code", rejections)
     counter("sandan_receipts_total", "status", receipts)
+    if alerts is not None:
+        counter("sandan_alerts_total", "pattern", dict.fromkeys(ALERT_PATTERNS, 0) | alerts)
     docs = Counter("sandan_documents_total", "d", ["doc_type", "format"], registry=registry)
     if documents:
         docs.labels("order", "json").inc(documents)
@@ -243,6 +248,10 @@ def test_reduce_keeps_the_windowed_counters_that_gained_summed_by_their_label() 
     assert reduced[("le", "0.5")] == 1 and reduced[("le", "+Inf")] == 1
     assert ("le", "0.05") not in reduced  # zeros dropped: the bounds are kept apart
     assert ("documents", "") not in reduced and ("receipt", "120") not in reduced
+    alerted = samples(alerts={"SPLIT_ORDERS": 2})["sandan_alerts_total"]
+    assert reduce_gains({("sandan_alerts_total", k): v for k, v in alerted.items()}) == {
+        ("alert", "SPLIT_ORDERS"): 2  # the patterns at 0 gained nothing
+    }
     idle = {key: 0.0 for key in gains}
     assert reduce_gains(idle) == {}
 
@@ -284,6 +293,37 @@ def test_first_round_shows_the_counts_so_far_as_totals_and_nothing_in_the_last_h
         ("http://w1", "w1", True, [0, 1])
     ]
     assert o.workers[0].cpu is None and o.workers[0].decisions_per_s is None  # no interval yet
+    # a worker without sandan_alerts_total (older): every pattern, at 0
+    no_alerts = dict.fromkeys(ALERT_PATTERNS, 0)
+    assert o.totals.alerts == no_alerts and o.last_hour.alerts == no_alerts
+
+
+def test_alerts_by_pattern_are_summed_over_the_workers_and_an_older_worker_counts_zero() -> None:
+    d = deployment()
+    w1, w2, old = member("http://w1"), member("http://w2"), member("http://old")
+
+    def round_(at: float, a1: dict[str, float], a2: dict[str, float]) -> None:
+        d.ingest(
+            at,
+            group(w1, w2, old),
+            [
+                WorkerScrape("http://w1", samples(alerts=a1)),
+                WorkerScrape("http://w2", samples(alerts=a2, url="http://w2", worker_id="w2")),
+                WorkerScrape("http://old", samples(url="http://old", worker_id="old")),
+            ],
+        )
+
+    round_(1000.0, {"ID_MANY_CONSIGNEES": 2}, {"ID_MANY_CONSIGNEES": 1, "ADDRESS_MANY_IDS": 1})
+    round_(
+        1002.0,
+        {"ID_MANY_CONSIGNEES": 3, "SPLIT_ORDERS": 2},
+        {"ID_MANY_CONSIGNEES": 1, "ADDRESS_MANY_IDS": 4},
+    )
+    o = d.overview()
+    assert o.reachable_workers == 3
+    assert o.totals.alerts == {"ID_MANY_CONSIGNEES": 4, "ADDRESS_MANY_IDS": 4, "SPLIT_ORDERS": 2}
+    assert o.last_hour.alerts == {"ID_MANY_CONSIGNEES": 1, "ADDRESS_MANY_IDS": 3, "SPLIT_ORDERS": 2}
+    assert list(o.totals.alerts) == list(ALERT_PATTERNS)  # in the patterns' order
 
 
 def test_rounds_give_rates_last_hour_counts_charts_and_latency_from_bucket_deltas() -> None:
@@ -562,6 +602,7 @@ def test_the_routes_serve_the_page_the_overview_the_events_and_health() -> None:
     status, content_type, html = seen["page"]
     assert status == 200 and content_type == "text/html"
     assert "<svg" in html and "EventSource" in html
+    assert '<tbody id="alerts">' in html and 'counts($("alerts"), ' in html
     # all inline: nothing to fetch, not even a favicon
     assert "src=" not in html and "@import" not in html and "url(" not in html
     assert re.findall(r"<link[^>]*>", html) == ['<link rel="icon" href="data:,">']
@@ -573,6 +614,7 @@ def test_the_routes_serve_the_page_the_overview_the_events_and_health() -> None:
     assert first["seq"] == 1 and second["seq"] == 2
     assert second["last_hour"]["decisions"] == {"release": 3}
     assert second["totals"]["decisions"] == {"release": 4}
+    assert second["totals"]["alerts"] == dict.fromkeys(ALERT_PATTERNS, 0)  # an older worker
     assert seen["after"] == second
     assert seen["missing"] == 404
 

@@ -446,9 +446,10 @@ def test_open_tickets_are_counted_again_from_the_state_restored(
     try:
         monkeypatch.setattr(second.pipeline.tickets, "restore", restore)
         monkeypatch.setattr(second.pipeline.ledger, "restore", restore)
+        monkeypatch.setattr(second.pipeline.alerts, "restore", restore)
         assert second.counts() == (0, 0)
         asyncio.run(second.pipeline.assign({0, 1, 2, 3}))
-        assert restores == [{0, 1, 2, 3}, {0, 1, 2, 3}]
+        assert restores == [{0, 1, 2, 3}] * 3
         assert second.counts() == (5, 1)
         assert second.open.closing_by(range(PARTITIONS), T0 + 3 * 60_000 + HOUR_MS) == 3
         found = samples(second.metrics)
