@@ -17,9 +17,10 @@ digests of the values its patterns count:
 
 **Windows slide on the tickets' times**, so arrival order does not matter: a window is any span
 of at most its length (both ends in), and a late sighting counts where its time puts it. A
-pattern alerts on the earliest window that crosses its threshold; the alert remembers its
-window's end, and the next alert of that pattern and key takes only tickets after it: one
-alert per pattern and key per window, never one per ticket, and no two alerts share evidence.
+pattern alerts on the earliest window that crosses its threshold; the alert then mutes its
+pattern on that key for one window length after its evidence ends, and the next alert takes
+only tickets after that: at most one alert per pattern and key per window length, never one per
+ticket, and no two alerts share evidence.
 
 **State stays bounded.** A ticket is decided at the latest when its window
 (``SANDAN_WINDOW``) closes, so its sighting may come that late: an entry is kept for the
@@ -77,6 +78,17 @@ class AlertRules(NamedTuple):
     single_limit: Decimal
     lateness_ms: int  # SANDAN_WINDOW: how long after its time a ticket may be decided
 
+    def window_ms(self, pattern: AlertPattern) -> int:
+        if pattern == "ID_MANY_CONSIGNEES":
+            return self.consignees_window_ms
+        return self.buyers_window_ms if pattern == "ADDRESS_MANY_IDS" else self.split_window_ms
+
+    def threshold(self, pattern: AlertPattern) -> int:
+        """More than this many distinct values (SPLIT_ORDERS: orders) alert."""
+        if pattern == "ID_MANY_CONSIGNEES":
+            return self.consignees
+        return self.buyers if pattern == "ADDRESS_MANY_IDS" else 1
+
     def keep_ms(self, kind: str) -> int:
         """How long past its time an entry of a key of ``kind`` is kept."""
         if kind == "buyerIdNumber":
@@ -98,7 +110,7 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
 
 class KeyState(msgspec.Struct, array_like=True, gc=False):
     """One alert key: its kind, the key as alerts show it (masked), its entries by time, and
-    per pattern the end of the window of its last alert."""
+    per pattern until when its last alert mutes it (its evidence's end plus its window)."""
 
     kind: str
     key: str
@@ -184,7 +196,7 @@ def apply_sighting(
     for pattern in patterns:
         while (found := _crossing(rules, state, pattern)) is not None:
             evidence, count, total = found
-            state.alerted[pattern] = evidence[-1].at
+            state.alerted[pattern] = evidence[-1].at + rules.window_ms(pattern)
             alerts.append(_alert(rules, state, key, pattern, evidence, count, total, now_ms))
     return AlertStep(state, alerts, changed=True)
 
@@ -193,14 +205,14 @@ def _crossing(
     rules: AlertRules, state: KeyState, pattern: AlertPattern
 ) -> tuple[list[Entry], int, Decimal | None] | None:
     """The earliest window (by its end) where ``pattern`` crosses its threshold, among the
-    entries after its last alert: (its entries, the count, the total), or None."""
-    after = state.alerted.get(pattern, -1)
-    fresh = [entry for entry in state.entries if entry.at > after]
+    entries its last alert does not mute: (its entries, the count, the total), or None."""
+    muted = state.alerted.get(pattern, -1)
+    fresh = [entry for entry in state.entries if entry.at > muted]
+    window_ms = rules.window_ms(pattern)
     if pattern == "SPLIT_ORDERS":
-        return _split(fresh, rules.split_window_ms, rules.single_limit)
-    if pattern == "ID_MANY_CONSIGNEES":
-        return _many(fresh, rules.consignees_window_ms, rules.consignees, both=True)
-    return _many(fresh, rules.buyers_window_ms, rules.buyers, both=False)
+        return _split(fresh, window_ms, rules.single_limit)
+    both = pattern == "ID_MANY_CONSIGNEES"
+    return _many(fresh, window_ms, rules.threshold(pattern), both=both)
 
 
 def _many(
@@ -269,21 +281,16 @@ def _alert(
 ) -> Alert:
     key_digest = key[1:].hex()
     split = pattern == "SPLIT_ORDERS"
-    window_ms, threshold = {
-        "ID_MANY_CONSIGNEES": (rules.consignees_window_ms, rules.consignees),
-        "ADDRESS_MANY_IDS": (rules.buyers_window_ms, rules.buyers),
-        "SPLIT_ORDERS": (rules.split_window_ms, 1),
-    }[pattern]
     return Alert(
         alertId=f"{pattern}:{key_digest}:{evidence[0].at}",
         pattern=pattern,
         keyKind=state.kind,  # type: ignore[arg-type]  # a KeyKind, stored as its name
         key=state.key,
         keyDigest=key_digest,
-        windowSeconds=window_ms / 1000,
+        windowSeconds=rules.window_ms(pattern) / 1000,
         windowStart=iso_ms(evidence[0].at),
         windowEnd=iso_ms(evidence[-1].at),
-        threshold=threshold,
+        threshold=rules.threshold(pattern),
         count=count,
         limit=rules.single_limit if split else None,
         total=total,
@@ -293,7 +300,7 @@ def _alert(
 
 
 def next_expiry(rules: AlertRules, state: KeyState) -> int | None:
-    """When the key's oldest entry or alert end expires (None: nothing held)."""
+    """When the key's oldest entry or mute expires (None: nothing held)."""
     times = [entry.at for entry in state.entries[:1]] + list(state.alerted.values())
     return min(times) + rules.keep_ms(state.kind) if times else None
 

@@ -42,6 +42,10 @@ decision a ``399`` to the sender of each document it decided on (schemas/receipt
 receipt goes back in the format its document came in, so a stored version remembers the
 ``copCode`` of the XML message it came in.
 
+Every revision the rules decide (diverted here, or sent to the buyer ledger) with an order is
+also emitted as a :class:`~streams.records.Sighting` for the alerts (streams/alerts.py), when
+``Rules.sightings`` is on.
+
 Each ticket also keeps a compact log of the decisions it got (:class:`Decided`: revision,
 decision, reason codes, time; no details, no documents), for lookups (streams/lookup.py): a
 decision made here is logged when it is emitted, one made by the buyer ledger when its

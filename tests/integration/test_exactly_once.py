@@ -1,6 +1,7 @@
 """Exactly once under SIGKILL: a worker killed at random moments while documents flow, and
 restarted, still gives every ticket exactly the decisions it should, every document exactly
-its receipts, and exact ledger totals. A quarter of the orders come as CEB XML messages."""
+its receipts, exact ledger totals, and exactly the pattern alerts the tickets make. A quarter
+of the orders come as CEB XML messages."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import msgspec
 
 from matchers.identity import resident_id_check_char
 from schemas.ceb_xml import encode_message
+from streams.alerts import alert_keys
 from streams.ledger import BuyerLedger
+from streams.records import Sighting
 from tests.factories import as_bytes, logistics_dict, order, order_dict, payment_dict
 from tests.integration.kafka import Timeout, consume, produce, run
 from tests.integration.receipts import receipt
@@ -141,6 +144,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(deploy: Any) -> Non
     rejected = run(consume(d.brokers, [d.topic("rejected")], idle=2))
     assert rejected == []
     _check_receipts(d, outputs)
+    _check_alerts(d, buyer_of)
 
     # The ledger's totals (its compacted changelog, last value per buyer) are exact.
     released_by_buyer: dict[str, Decimal] = defaultdict(Decimal)
@@ -156,6 +160,39 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(deploy: Any) -> Non
         released_by_buyer
     )
     assert len(buyer_of) == TICKETS
+
+
+def _check_alerts(d: Any, buyer_of: dict[str, str]) -> None:
+    """Every ticket ships to the factories' one consignee, address and telephone: the address
+    and the telephone each alert ADDRESS_MANY_IDS once (40 buyers, more than 5), and each buyer
+    SPLIT_ORDERS once (its ~30 orders of 497.50 within the hour add up past 5000); each alert
+    once, whatever the kills, its evidence its key's own tickets."""
+    alerts = [json.loads(r.value) for r in run(consume(d.brokers, [d.topic("alert")], idle=3))]
+    seen = Counter((a["pattern"], a["keyKind"], a["keyDigest"]) for a in alerts)
+    repeated = {key: n for key, n in seen.items() if n > 1}
+    assert not repeated, f"alerts repeated: {list(repeated.items())[:5]}"
+    first = order(**order_dict())
+    sample = Sighting("", 0, "", "", first.consigneeAddress, first.consigneeTelephone, Decimal(0))
+    places = {kind: key[1:].hex() for kind, key in alert_keys(sample)}
+    buyer_digest = {
+        buyer: dict(alert_keys(msgspec.structs.replace(sample, buyer=buyer)))["buyerIdNumber"][
+            1:
+        ].hex()
+        for buyer in set(buyer_of.values())
+    }
+    assert set(seen) == {
+        ("ADDRESS_MANY_IDS", "consigneeAddress", places["consigneeAddress"]),
+        ("ADDRESS_MANY_IDS", "consigneeTelephone", places["consigneeTelephone"]),
+    } | {("SPLIT_ORDERS", "buyerIdNumber", digest) for digest in buyer_digest.values()}
+    for alert in alerts:
+        if alert["pattern"] == "SPLIT_ORDERS":
+            buyers = {buyer_of[ticket] for ticket in alert["tickets"]}
+            assert [buyer_digest[b] for b in buyers] == [alert["keyDigest"]]
+            assert Decimal(alert["total"]) > Decimal(5000)
+            assert alert["count"] == len(alert["tickets"])
+        else:
+            assert alert["count"] == 6
+            assert len({buyer_of[ticket] for ticket in alert["tickets"]}) == 6
 
 
 def _check_receipts(d: Any, decisions: list[Any]) -> None:

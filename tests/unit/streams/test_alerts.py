@@ -153,16 +153,18 @@ def test_out_of_order_arrival_gives_the_same_alert() -> None:
         )
 
 
-def test_one_alert_per_window_then_a_new_one_on_new_evidence_only() -> None:
+def test_an_alert_mutes_its_pattern_and_key_for_a_window_length_after_its_evidence() -> None:
+    week = RULES.consignees_window_ms
     first = [sighting(n, T0 + n, consignee=str(n)) for n in range(4)]
-    more = [sighting(n, T0 + n, consignee=str(n)) for n in range(4, 7)]  # 3 more: 3 distinct
+    muted = [sighting(n, T0 + week - 4 + n, consignee=str(n)) for n in range(4, 8)]
+    assert muted[-1].at == T0 + 3 + week  # 4 new consignees, the last at the mute's end
     late = sighting(9, T0 + 2, consignee="9")  # inside the first alert's window
-    assert len(feed("buyerIdNumber", [*first, *more, late])) == 1
-    again = [*first, *more, sighting(7, T0 + 7, consignee="7")]  # 4 distinct after the first
-    alerts = feed("buyerIdNumber", again)
+    assert len(feed("buyerIdNumber", [*first, *muted, late])) == 1
+    fresh = [sighting(n, T0 + 4 + week + n, consignee=str(n)) for n in range(10, 14)]
+    alerts = feed("buyerIdNumber", [*first, *muted, *fresh])
     assert [a.tickets for a in alerts] == [
         ["EBP:SO0000", "EBP:SO0001", "EBP:SO0002", "EBP:SO0003"],
-        ["EBP:SO0004", "EBP:SO0005", "EBP:SO0006", "EBP:SO0007"],
+        ["EBP:SO0010", "EBP:SO0011", "EBP:SO0012", "EBP:SO0013"],
     ]
 
 
@@ -266,7 +268,7 @@ def test_a_sighting_older_than_its_windows_is_ignored() -> None:
     assert apply_sighting(RULES, None, "buyerIdNumber", key, s, T0 + keep - 1, T0).changed
 
 
-def test_entries_and_alert_ends_expire_on_the_timer() -> None:
+def test_entries_and_mutes_expire_on_the_timer() -> None:
     tickets = [sighting(n, T0 + n * DAY, consignee=str(n)) for n in range(4)]
     state: KeyState | None = None
     for s in tickets:
@@ -282,7 +284,13 @@ def test_entries_and_alert_ends_expire_on_the_timer() -> None:
     assert step.state is not None
     assert [e.ticket for e in step.state.entries] == ["EBP:SO0001", "EBP:SO0002", "EBP:SO0003"]
     assert next_expiry(RULES, step.state) == T0 + DAY + keep
-    gone = apply_expiry(RULES, step.state, T0 + 3 * DAY + keep)
+    mute_ends = T0 + 3 * DAY + RULES.consignees_window_ms  # the alert's evidence ends at 3 d
+    assert step.state.alerted == {"ID_MANY_CONSIGNEES": mute_ends}
+    entries_gone = apply_expiry(RULES, step.state, T0 + 3 * DAY + keep)
+    assert entries_gone.state is not None
+    assert (entries_gone.state.entries, entries_gone.changed) == ([], True)
+    assert next_expiry(RULES, entries_gone.state) == mute_ends + keep
+    gone = apply_expiry(RULES, entries_gone.state, mute_ends + keep)
     assert (gone.state, gone.changed) == (None, True)
 
 
