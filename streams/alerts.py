@@ -15,19 +15,24 @@ digests of the values its patterns count:
   within T, adding up to more than the limit);
 - on an address or telephone key, the buyer ID (``ADDRESS_MANY_IDS``: more than M distinct).
 
-**Windows slide on the tickets' times**, so arrival order does not matter: a window is any span
-of at most its length (both ends in), and a late sighting counts where its time puts it. A
-pattern alerts on the earliest window that crosses its threshold; the alert then mutes its
-pattern on that key for one window length after its evidence ends, and the next alert takes
-only tickets after that: at most one alert per pattern and key per window length, never one per
-ticket, and no two alerts share evidence.
+**Windows slide on the tickets' times.** A window is any span of at most its length (both
+ends in). A pattern alerts on the earliest window that crosses its threshold; the alert then
+mutes its pattern on that key for one window length after its evidence ends, and the next alert
+takes only tickets after that: at most one alert per pattern and key per window length, never
+one per ticket, and no two alerts share evidence.
 
-**State stays bounded.** A ticket is decided at the latest when its window
-(``SANDAN_WINDOW``) closes, so its sighting may come that late: an entry is kept for the
-pattern's window plus ``SANDAN_WINDOW`` past its time, then dropped on the key's timer; a
-sighting older than that is too late and ignored. A key keeps at most ``MAX_ENTRIES`` tickets
-(the latest by time): counts are exact up to that and a lower bound above it. A ticket decided
-again (a new revision) replaces its entry; the same sighting again (a replay) changes nothing.
+**State stays bounded.** For the distinct counts a key keeps, per distinct value (a buyer key:
+the consignee's name and address; else the buyer ID), only the first and the last ticket with
+it (:class:`Seen`): a hot key with few values stays small, and a key with many crosses its
+threshold and is muted, dropping what the mute covers. Counting the first and last ticket of
+each value is exact when a key's tickets come in time order; a ticket decided out of order
+sees each other value's first and last ticket, so an alert may come from a later ticket instead
+(never from a window that does not cross). The split orders keep each order within the limit
+(:class:`SmallOrder`), dropped once muted or out of the window. A ticket is decided at the latest
+when its ``SANDAN_WINDOW`` closes, so its sighting may come that late: what a pattern keeps is
+dropped on the key's timer its window plus ``SANDAN_WINDOW`` after its time, and a sighting
+older than that is too late for the pattern. ``MAX_VALUES`` and ``MAX_ORDERS`` cap a key (the
+latest kept). The same sighting again (a replay) changes nothing.
 """
 
 from __future__ import annotations
@@ -47,18 +52,21 @@ from streams.records import Sighting
 from streams.timefmt import iso_ms
 
 __all__ = (
-    "MAX_ENTRIES",
+    "MAX_ORDERS",
+    "MAX_VALUES",
     "AlertRules",
     "AlertStep",
-    "Entry",
     "KeyState",
+    "Seen",
+    "SmallOrder",
     "alert_keys",
     "apply_expiry",
     "apply_sighting",
     "next_expiry",
 )
 
-MAX_ENTRIES = 256  # tickets one key keeps: counts are exact up to here
+MAX_VALUES = 64  # distinct values one key keeps (thresholds are far below)
+MAX_ORDERS = 256  # orders within the limit one buyer keeps for SPLIT_ORDERS
 _KEY_DIGEST_BYTES = 16
 _TAGS: dict[KeyKind, bytes] = {
     "buyerIdNumber": b"i",
@@ -89,36 +97,46 @@ class AlertRules(NamedTuple):
             return self.consignees
         return self.buyers if pattern == "ADDRESS_MANY_IDS" else 1
 
-    def keep_ms(self, kind: str) -> int:
-        """How long past its time an entry of a key of ``kind`` is kept."""
-        if kind == "buyerIdNumber":
-            return max(self.consignees_window_ms, self.split_window_ms) + self.lateness_ms
-        return self.buyers_window_ms + self.lateness_ms
+    def keep_ms(self, pattern: AlertPattern) -> int:
+        """How long past a ticket's time ``pattern`` keeps it (and a mute past its end)."""
+        return self.window_ms(pattern) + self.lateness_ms
 
 
-class Entry(msgspec.Struct, array_like=True, gc=False):
-    """One ticket on one key: its time, id and the digests its patterns count (a buyer key:
-    ``a`` the consignee's name, ``b`` the address, ``value`` the dutiable value if within the
-    single limit; an address or telephone key: ``a`` the buyer ID)."""
+class Seen(msgspec.Struct, array_like=True, gc=False):
+    """One distinct value on a key (a buyer key: ``a`` the consignee's name, ``b`` the
+    address; else ``a`` the buyer ID), and the first and last ticket with it."""
+
+    a: bytes
+    b: bytes
+    first_at: int
+    first: str
+    last_at: int
+    last: str
+
+
+class SmallOrder(msgspec.Struct, array_like=True, gc=False):
+    """One of a buyer's orders within the single limit (``a``, ``b``: its consignee)."""
 
     at: int
     ticket: str
     a: bytes
-    b: bytes = b""
-    value: Decimal | None = None
+    b: bytes
+    value: Decimal
 
 
 class KeyState(msgspec.Struct, array_like=True, gc=False):
-    """One alert key: its kind, the key as alerts show it (masked), its entries by time, and
-    per pattern until when its last alert mutes it (its evidence's end plus its window)."""
+    """One alert key: its kind, the key as alerts show it (masked), its distinct values, its
+    orders within the limit (a buyer key) by time, and per pattern until when its last alert
+    mutes it (its evidence's end plus its window)."""
 
     kind: str
     key: str
-    entries: list[Entry] = msgspec.field(default_factory=list)
+    seen: list[Seen] = msgspec.field(default_factory=list)
+    orders: list[SmallOrder] = msgspec.field(default_factory=list)
     alerted: dict[str, int] = msgspec.field(default_factory=dict)
 
     def empty(self) -> bool:
-        return not self.entries and not self.alerted
+        return not self.seen and not self.orders and not self.alerted
 
 
 class AlertStep(NamedTuple):
@@ -128,6 +146,15 @@ class AlertStep(NamedTuple):
     state: KeyState | None
     alerts: list[Alert]
     changed: bool
+
+
+class _Point(NamedTuple):
+    """A ticket with a value, as the distinct counts sweep them."""
+
+    at: int
+    ticket: str
+    a: bytes
+    b: bytes
 
 
 def _key(kind: KeyKind, value: str) -> bytes:
@@ -147,14 +174,6 @@ def alert_keys(sighting: Sighting) -> list[tuple[KeyKind, bytes]]:
     return keys
 
 
-def _entry(kind: str, sighting: Sighting, single_limit: Decimal) -> Entry:
-    if kind != "buyerIdNumber":
-        return Entry(sighting.at, sighting.ticket, digest(normalised(sighting.buyer)))
-    within = sighting.dutiable if sighting.dutiable <= single_limit else None
-    name, address = digest(normalised(sighting.consignee)), digest(normalised(sighting.address))
-    return Entry(sighting.at, sighting.ticket, name, address, within)
-
-
 def _shown(kind: str, sighting: Sighting) -> str:
     value = {"buyerIdNumber": sighting.buyer, "consigneeAddress": sighting.address}.get(
         kind, sighting.telephone
@@ -172,70 +191,123 @@ def apply_sighting(
     now_ms: int,
 ) -> AlertStep:
     """A decided ticket for the key ``key`` of ``kind``; ``until_ms``: the watermark (a
-    sighting whose entry would already have expired by it is ignored); alerts are raised at
+    pattern ignores a sighting it would already have dropped by then); alerts are raised at
     ``now_ms``."""
-    if sighting.at + rules.keep_ms(kind) <= until_ms:
-        return AlertStep(state, [], changed=False)  # too late: its windows are gone
-    entry = _entry(kind, sighting, rules.single_limit)
+    fresh = state is None
     if state is None:
         state = KeyState(kind, _shown(kind, sighting))
-    entries = state.entries
-    for index, held in enumerate(entries):
-        if held.ticket == entry.ticket:
-            if held == entry:
-                return AlertStep(state, [], changed=False)  # seen as it is
-            del entries[index]
-            break
-    bisect.insort(entries, entry, key=lambda e: (e.at, e.ticket))
-    if len(entries) > MAX_ENTRIES:
-        del entries[0]  # the oldest
+    at, ticket = sighting.at, sighting.ticket
     alerts: list[Alert] = []
-    patterns: tuple[AlertPattern, ...] = (
-        ("ID_MANY_CONSIGNEES", "SPLIT_ORDERS") if kind == "buyerIdNumber" else ("ADDRESS_MANY_IDS",)
-    )
-    for pattern in patterns:
-        while (found := _crossing(rules, state, pattern)) is not None:
-            evidence, count, total = found
-            state.alerted[pattern] = evidence[-1].at + rules.window_ms(pattern)
-            alerts.append(_alert(rules, state, key, pattern, evidence, count, total, now_ms))
+    changed = False
+    if kind == "buyerIdNumber":
+        name, address = digest(normalised(sighting.consignee)), digest(normalised(sighting.address))
+        distinct: AlertPattern = "ID_MANY_CONSIGNEES"
+        if _counts(rules, state, "SPLIT_ORDERS", at, until_ms) and sighting.dutiable <= (
+            rules.single_limit
+        ):
+            order = SmallOrder(at, ticket, name, address, sighting.dutiable)
+            if _add_order(state.orders, order):
+                changed = True
+                alerts += _alerts(rules, state, key, "SPLIT_ORDERS", now_ms)
+    else:
+        name, address, distinct = digest(normalised(sighting.buyer)), b"", "ADDRESS_MANY_IDS"
+    if _counts(rules, state, distinct, at, until_ms) and _see(
+        state.seen, name, address, at, ticket
+    ):
+        changed = True
+        alerts += _alerts(rules, state, key, distinct, now_ms)
+    if not changed:
+        return AlertStep(None if fresh else state, [], changed=False)
     return AlertStep(state, alerts, changed=True)
+
+
+def _counts(rules: AlertRules, state: KeyState, pattern: AlertPattern, at: int, until: int) -> bool:
+    """Whether a ticket of time ``at`` counts for ``pattern``: not muted, not too late."""
+    return at > state.alerted.get(pattern, -1) and at + rules.keep_ms(pattern) > until
+
+
+def _see(seen: list[Seen], a: bytes, b: bytes, at: int, ticket: str) -> bool:
+    """Note a ticket with the value (a, b); whether anything changed."""
+    for value in seen:
+        if value.a == a and value.b == b:
+            if (at, ticket) < (value.first_at, value.first):
+                value.first_at, value.first = at, ticket
+                return True
+            if (at, ticket) > (value.last_at, value.last):
+                value.last_at, value.last = at, ticket
+                return True
+            return False
+    seen.append(Seen(a, b, at, ticket, at, ticket))
+    if len(seen) > MAX_VALUES:
+        seen.remove(min(seen, key=lambda value: (value.last_at, value.last)))
+    return True
+
+
+def _add_order(orders: list[SmallOrder], order: SmallOrder) -> bool:
+    """Add an order (a new revision of one held replaces it); whether anything changed."""
+    for index, held in enumerate(orders):
+        if held.ticket == order.ticket:
+            if held == order:
+                return False
+            del orders[index]
+            break
+    bisect.insort(orders, order, key=lambda o: (o.at, o.ticket))
+    if len(orders) > MAX_ORDERS:
+        del orders[0]  # the oldest
+    return True
+
+
+def _alerts(
+    rules: AlertRules, state: KeyState, key: bytes, pattern: AlertPattern, now_ms: int
+) -> list[Alert]:
+    """Raise ``pattern``'s alerts on the key, each muting it and dropping what it mutes."""
+    alerts = []
+    while (found := _crossing(rules, state, pattern)) is not None:
+        evidence, count, total = found
+        mute = evidence[-1][0] + rules.window_ms(pattern)
+        state.alerted[pattern] = mute
+        _drop(state, pattern, mute)
+        alerts.append(_alert(rules, state, key, pattern, evidence, count, total, now_ms))
+    return alerts
 
 
 def _crossing(
     rules: AlertRules, state: KeyState, pattern: AlertPattern
-) -> tuple[list[Entry], int, Decimal | None] | None:
-    """The earliest window (by its end) where ``pattern`` crosses its threshold, among the
-    entries its last alert does not mute: (its entries, the count, the total), or None."""
-    muted = state.alerted.get(pattern, -1)
-    fresh = [entry for entry in state.entries if entry.at > muted]
+) -> tuple[list[tuple[int, str]], int, Decimal | None] | None:
+    """The earliest window (by its end) where ``pattern`` crosses its threshold: (its tickets'
+    times and ids, the count, the total), or None."""
     window_ms = rules.window_ms(pattern)
     if pattern == "SPLIT_ORDERS":
-        return _split(fresh, window_ms, rules.single_limit)
+        return _split(state.orders, window_ms, rules.single_limit)
+    points = sorted(
+        {_Point(v.first_at, v.first, v.a, v.b) for v in state.seen}
+        | {_Point(v.last_at, v.last, v.a, v.b) for v in state.seen}
+    )
     both = pattern == "ID_MANY_CONSIGNEES"
-    return _many(fresh, window_ms, rules.threshold(pattern), both=both)
+    return _many(points, window_ms, rules.threshold(pattern), both=both)
 
 
 def _many(
-    entries: list[Entry], window_ms: int, threshold: int, *, both: bool
-) -> tuple[list[Entry], int, None] | None:
-    """The first window of entries with more than ``threshold`` distinct ``a`` (or, ``both``,
+    points: list[_Point], window_ms: int, threshold: int, *, both: bool
+) -> tuple[list[tuple[int, str]], int, None] | None:
+    """The first window of points with more than ``threshold`` distinct ``a`` (or, ``both``,
     distinct ``b``)."""
     seen_a: Counter[bytes] = Counter()
     seen_b: Counter[bytes] = Counter()
     start = 0
-    for end, entry in enumerate(entries):
-        seen_a[entry.a] += 1
+    for end, point in enumerate(points):
+        seen_a[point.a] += 1
         if both:
-            seen_b[entry.b] += 1
-        while entry.at - entries[start].at > window_ms:
-            gone = entries[start]
+            seen_b[point.b] += 1
+        while point.at - points[start].at > window_ms:
+            gone = points[start]
             _forget(seen_a, gone.a)
             if both:
                 _forget(seen_b, gone.b)
             start += 1
         count = max(len(seen_a), len(seen_b))
         if count > threshold:
-            return entries[start : end + 1], count, None
+            return [(p.at, p.ticket) for p in points[start : end + 1]], count, None
     return None
 
 
@@ -246,27 +318,44 @@ def _forget(counter: Counter[bytes], value: bytes) -> None:
 
 
 def _split(
-    entries: list[Entry], window_ms: int, limit: Decimal
-) -> tuple[list[Entry], int, Decimal] | None:
+    orders: list[SmallOrder], window_ms: int, limit: Decimal
+) -> tuple[list[tuple[int, str]], int, Decimal] | None:
     """The first window (by its end) of two or more orders within the limit to one consignee
     (name and address) adding up to more than the limit."""
-    by_consignee: defaultdict[tuple[bytes, bytes], list[Entry]] = defaultdict(list)
-    for entry in entries:
-        if entry.value is not None:
-            by_consignee[entry.a, entry.b].append(entry)
-    best: tuple[list[Entry], int, Decimal] | None = None
-    for orders in by_consignee.values():
+    by_consignee: defaultdict[tuple[bytes, bytes], list[SmallOrder]] = defaultdict(list)
+    for order in orders:
+        by_consignee[order.a, order.b].append(order)
+    best: tuple[list[tuple[int, str]], int, Decimal] | None = None
+    for group in by_consignee.values():
         start, total = 0, Decimal(0)
-        for end, entry in enumerate(orders):
-            total += entry.value or 0
-            while entry.at - orders[start].at > window_ms:
-                total -= orders[start].value or 0
+        for end, order in enumerate(group):
+            total += order.value
+            while order.at - group[start].at > window_ms:
+                total -= group[start].value
                 start += 1
             if end > start and total > limit:
-                if best is None or (entry.at, entry.ticket) < (best[0][-1].at, best[0][-1].ticket):
-                    best = (orders[start : end + 1], end + 1 - start, total)
+                if best is None or (order.at, order.ticket) < best[0][-1]:
+                    best = (
+                        [(o.at, o.ticket) for o in group[start : end + 1]],
+                        end + 1 - start,
+                        total,
+                    )
                 break
     return best
+
+
+def _drop(state: KeyState, pattern: AlertPattern, until: int) -> None:
+    """Forget what ``pattern`` holds of tickets up to ``until`` (muted, or expired)."""
+    if pattern == "SPLIT_ORDERS":
+        state.orders = [order for order in state.orders if order.at > until]
+        return
+    kept = []
+    for value in state.seen:
+        if value.last_at > until:
+            if value.first_at <= until:
+                value.first_at, value.first = value.last_at, value.last
+            kept.append(value)
+    state.seen = kept
 
 
 def _alert(
@@ -274,7 +363,7 @@ def _alert(
     state: KeyState,
     key: bytes,
     pattern: AlertPattern,
-    evidence: list[Entry],
+    evidence: list[tuple[int, str]],
     count: int,
     total: Decimal | None,
     now_ms: int,
@@ -282,35 +371,52 @@ def _alert(
     key_digest = key[1:].hex()
     split = pattern == "SPLIT_ORDERS"
     return Alert(
-        alertId=f"{pattern}:{key_digest}:{evidence[0].at}",
+        alertId=f"{pattern}:{key_digest}:{evidence[0][0]}",
         pattern=pattern,
         keyKind=state.kind,  # type: ignore[arg-type]  # a KeyKind, stored as its name
         key=state.key,
         keyDigest=key_digest,
         windowSeconds=rules.window_ms(pattern) / 1000,
-        windowStart=iso_ms(evidence[0].at),
-        windowEnd=iso_ms(evidence[-1].at),
+        windowStart=iso_ms(evidence[0][0]),
+        windowEnd=iso_ms(evidence[-1][0]),
         threshold=rules.threshold(pattern),
         count=count,
         limit=rules.single_limit if split else None,
         total=total,
-        tickets=[entry.ticket for entry in evidence],
+        tickets=list(dict.fromkeys(ticket for _, ticket in evidence)),
         raisedAt=iso_ms(now_ms),
     )
 
 
+def _patterns(kind: str) -> tuple[AlertPattern, ...]:
+    if kind == "buyerIdNumber":
+        return ("ID_MANY_CONSIGNEES", "SPLIT_ORDERS")
+    return ("ADDRESS_MANY_IDS",)
+
+
 def next_expiry(rules: AlertRules, state: KeyState) -> int | None:
-    """When the key's oldest entry or mute expires (None: nothing held)."""
-    times = [entry.at for entry in state.entries[:1]] + list(state.alerted.values())
-    return min(times) + rules.keep_ms(state.kind) if times else None
+    """When the next thing the key holds expires (None: nothing held)."""
+    times = []
+    for pattern in _patterns(state.kind):
+        keep = rules.keep_ms(pattern)
+        if pattern == "SPLIT_ORDERS":
+            held = [order.at for order in state.orders[:1]]
+        else:
+            held = [min(value.first_at for value in state.seen)] if state.seen else []
+        if pattern in state.alerted:
+            held.append(state.alerted[pattern])
+        times += [at + keep for at in held]
+    return min(times) if times else None
 
 
 def apply_expiry(rules: AlertRules, state: KeyState, until_ms: int) -> AlertStep:
     """The key's timer fired: drop what expired by ``until_ms`` (the watermark)."""
-    oldest = until_ms - rules.keep_ms(state.kind)
-    entries = [entry for entry in state.entries if entry.at > oldest]
-    alerted = {pattern: at for pattern, at in state.alerted.items() if at > oldest}
-    if len(entries) == len(state.entries) and len(alerted) == len(state.alerted):
+    before = msgspec.msgpack.encode(state)
+    for pattern in _patterns(state.kind):
+        oldest = until_ms - rules.keep_ms(pattern)
+        _drop(state, pattern, oldest)
+        if state.alerted.get(pattern, oldest + 1) <= oldest:
+            del state.alerted[pattern]
+    if msgspec.msgpack.encode(state) == before:
         return AlertStep(state, [], changed=False)
-    state.entries, state.alerted = entries, alerted
     return AlertStep(None if state.empty() else state, [], changed=True)

@@ -15,7 +15,9 @@ the old entry when the caller says where it was (``replaces_due_ms``); an entry 
 (by a restore) is found stale when it fires. A scan for due timers starts where the last
 committed one ended (or lower, where a timer was written since), not at the partition's
 start: the entries fired before are deleted, and a seek over their tombstones cost ~40 us a
-partition a step until compaction dropped them.
+partition a step until compaction dropped them. A scan that reached the first timer not yet due
+starts the next one there, and one asked for an earlier time does not seek at all (~8 us a
+partition a store a step).
 
 A directory that cannot take the writes (full, read-only, not permitted, failing) raises
 :class:`DataDirError`: at open, at a transaction's first write (before the transaction commits:
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 
 _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
+_NO_TIMER = 2**64 - 1  # a partition's floor once it holds no timer
 RESTORE_POLL_RECORDS = 20_000
 _UNSTAGED = object()
 WRITE_BUFFER_BYTES = 32 * 1024 * 1024
@@ -146,7 +149,8 @@ class Store:
         self._removed_timers: list[bytes] = []
         # Per partition, a due time no live timer entry is below: a scan seeks there, past the
         # entries fired (and deleted) before, whose tombstones a seek from the partition's
-        # start would step over one by one until a compaction drops them.
+        # start would step over one by one until a compaction drops them; and a scan for an
+        # earlier time has nothing to find.
         self._timer_floor: dict[int, int] = {}
         self._staged_floor: dict[int, int] = {}
         # Changelog records restores applied, per partition, since the store opened: what is
@@ -235,6 +239,9 @@ class Store:
         timer entry returned is removed on commit."""
         prefix = b"t" + _U16.pack(partition)
         floor = self._timer_floor.get(partition, 0)
+        if floor > now_ms:
+            return  # no live timer is due yet: nothing to seek
+        following = _NO_TIMER  # the first timer after now_ms, once the scan reaches it
         try:
             it = self._db.iter()
             it.seek(prefix + _U64.pack(floor))
@@ -246,6 +253,7 @@ class Store:
                     break
                 due_ms = _U64.unpack_from(entry, 3)[0]
                 if due_ms > now_ms:
+                    following = due_ms
                     break
                 if count == limit:
                     exhausted = False
@@ -259,7 +267,7 @@ class Store:
         except Exception as exc:
             _raise_if_data_dir_error(exc, self.path)
             raise
-        self._staged_floor[partition] = max(floor, now_ms + 1) if exhausted else floor
+        self._staged_floor[partition] = following if exhausted else floor
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """The committed keys and values of ``partition``, in key order: a scan, for rebuilding
@@ -285,6 +293,10 @@ class Store:
         One WriteBatch, applied whole or not at all: the checkpoints advance only with the
         writes. When it fails the staged writes are dropped all the same; the checkpoint on
         disk is older than them, so a restore applies them again from the changelog."""
+        if not (self._staged or self._removed_timers or self._timers or offsets):
+            self._move_floors()  # a step that wrote nothing here: only its scans moved
+            self.rollback()
+            return
         batch = WriteBatch(raw_mode=True)
         for (partition, key), value in self._staged.items():
             db_key = b"v" + _U16.pack(partition) + key

@@ -11,7 +11,8 @@ import pytest
 
 from schemas.alerts import Alert, normalised, normalised_telephone
 from streams.alerts import (
-    MAX_ENTRIES,
+    MAX_ORDERS,
+    MAX_VALUES,
     AlertRules,
     KeyState,
     alert_keys,
@@ -244,7 +245,15 @@ def test_three_small_orders_alert_when_the_third_crosses() -> None:
 # -- state: replays, revisions, lateness, expiry, the cap ---------------------------------------
 
 
-def test_the_same_sighting_again_changes_nothing_and_a_new_revision_replaces_its_entry() -> None:
+def state_after(kind: str, sightings: list[Sighting], rules: AlertRules = RULES) -> KeyState:
+    state: KeyState | None = None
+    for s in sightings:
+        state = apply_sighting(rules, state, kind, key_of(kind, s), s, 0, T0).state
+    assert state is not None
+    return state
+
+
+def test_the_same_sighting_again_changes_nothing() -> None:
     s = sighting(1, T0)
     key = key_of("buyerIdNumber", s)
     first = apply_sighting(RULES, None, "buyerIdNumber", key, s, 0, T0)
@@ -252,58 +261,71 @@ def test_the_same_sighting_again_changes_nothing_and_a_new_revision_replaces_its
     assert first.state is not None
     again = apply_sighting(RULES, first.state, "buyerIdNumber", key, s, 0, T0)
     assert (again.changed, again.alerts) == (False, [])
-    changed = sighting(1, T0, consignee="李四")
-    step = apply_sighting(RULES, first.state, "buyerIdNumber", key, changed, 0, T0)
-    assert step.changed
-    assert step.state is not None
-    assert len(step.state.entries) == 1
 
 
-def test_a_sighting_older_than_its_windows_is_ignored() -> None:
+def test_a_new_revision_replaces_its_order_and_adds_its_other_consignee() -> None:
+    state = state_after(
+        "buyerIdNumber",
+        [sighting(1, T0), sighting(1, T0, consignee="李四", dutiable=Decimal(200))],
+    )
+    assert [(o.ticket, o.value) for o in state.orders] == [("EBP:SO0001", Decimal(200))]
+    assert len(state.seen) == 2  # the ticket was declared to both
+
+
+def test_a_hot_key_keeps_each_value_s_first_and_last_ticket_only() -> None:
+    same = [sighting(n, T0 + n * MINUTE, dutiable=Decimal(1)) for n in range(300)]
+    state = state_after("consigneeAddress", same)
+    assert [(v.first, v.last) for v in state.seen] == [("EBP:SO0000", "EBP:SO0299")]
+    late = sighting(999, T0 - 1)  # out of order: the first moves
+    state = apply_sighting(
+        RULES, state, "consigneeAddress", key_of("consigneeAddress", late), late, 0, T0
+    ).state
+    assert state is not None
+    assert [(v.first, v.last) for v in state.seen] == [("EBP:SO0999", "EBP:SO0299")]
+    middle = sighting(5, T0 + 5 * MINUTE)
+    step = apply_sighting(
+        RULES, state, "consigneeAddress", key_of("consigneeAddress", middle), middle, 0, T0
+    )
+    assert not step.changed
+
+
+def test_a_sighting_older_than_a_pattern_keeps_is_too_late_for_it() -> None:
     s = sighting(1, T0)
     key = key_of("buyerIdNumber", s)
-    keep = RULES.keep_ms("buyerIdNumber")
-    assert keep == 7 * DAY + DAY
-    assert not apply_sighting(RULES, None, "buyerIdNumber", key, s, T0 + keep, T0).changed
-    assert apply_sighting(RULES, None, "buyerIdNumber", key, s, T0 + keep - 1, T0).changed
-
-
-def test_entries_and_mutes_expire_on_the_timer() -> None:
-    tickets = [sighting(n, T0 + n * DAY, consignee=str(n)) for n in range(4)]
-    state: KeyState | None = None
-    for s in tickets:
-        state = apply_sighting(
-            RULES, state, "buyerIdNumber", key_of("buyerIdNumber", s), s, 0, T0
-        ).state
-    assert state is not None
-    keep = RULES.keep_ms("buyerIdNumber")
-    assert next_expiry(RULES, state) == T0 + keep
-    assert not apply_expiry(RULES, state, T0 + keep - 1).changed
-    step = apply_expiry(RULES, state, T0 + keep)
-    assert step.changed
+    split_keep, id_keep = RULES.keep_ms("SPLIT_ORDERS"), RULES.keep_ms("ID_MANY_CONSIGNEES")
+    assert (split_keep, id_keep) == (HOUR + DAY, 7 * DAY + DAY)
+    step = apply_sighting(RULES, None, "buyerIdNumber", key, s, T0 + split_keep, T0)
     assert step.state is not None
-    assert [e.ticket for e in step.state.entries] == ["EBP:SO0001", "EBP:SO0002", "EBP:SO0003"]
-    assert next_expiry(RULES, step.state) == T0 + DAY + keep
-    mute_ends = T0 + 3 * DAY + RULES.consignees_window_ms  # the alert's evidence ends at 3 d
-    assert step.state.alerted == {"ID_MANY_CONSIGNEES": mute_ends}
-    entries_gone = apply_expiry(RULES, step.state, T0 + 3 * DAY + keep)
-    assert entries_gone.state is not None
-    assert (entries_gone.state.entries, entries_gone.changed) == ([], True)
-    assert next_expiry(RULES, entries_gone.state) == mute_ends + keep
-    gone = apply_expiry(RULES, entries_gone.state, mute_ends + keep)
+    assert (step.state.orders, len(step.state.seen)) == ([], 1)  # too late to split only
+    assert not apply_sighting(RULES, None, "buyerIdNumber", key, s, T0 + id_keep, T0).changed
+
+
+def test_an_alert_drops_what_it_mutes_and_the_rest_expires_on_the_timer() -> None:
+    tickets = [sighting(n, T0 + n * DAY, consignee=str(n)) for n in range(4)]
+    state = state_after("buyerIdNumber", tickets)
+    mute = T0 + 3 * DAY + RULES.consignees_window_ms  # the alert's evidence ends at 3 d
+    assert state.alerted == {"ID_MANY_CONSIGNEES": mute}
+    assert state.seen == []  # every value it had is muted
+    assert [o.ticket for o in state.orders] == [t.ticket for t in tickets]
+    split_keep = RULES.keep_ms("SPLIT_ORDERS")
+    assert next_expiry(RULES, state) == T0 + split_keep
+    assert not apply_expiry(RULES, state, T0 + split_keep - 1).changed
+    step = apply_expiry(RULES, state, T0 + 3 * DAY + split_keep)
+    assert step.state is not None
+    assert (step.state.orders, step.changed) == ([], True)
+    assert next_expiry(RULES, step.state) == mute + RULES.keep_ms("ID_MANY_CONSIGNEES")
+    gone = apply_expiry(RULES, step.state, mute + RULES.keep_ms("ID_MANY_CONSIGNEES"))
     assert (gone.state, gone.changed) == (None, True)
 
 
-def test_a_key_keeps_its_latest_entries_up_to_the_cap() -> None:
-    state: KeyState | None = None
-    for n in range(MAX_ENTRIES + 10):
-        s = sighting(n, T0 + n, buyer=_id(0))
-        state = apply_sighting(
-            RULES, state, "consigneeAddress", key_of("consigneeAddress", s), s, 0, T0
-        ).state
-    assert state is not None
-    assert len(state.entries) == MAX_ENTRIES
-    assert state.entries[0].ticket == "EBP:SO0010"
+def test_a_key_keeps_at_most_its_latest_values_and_orders() -> None:
+    loose = RULES._replace(buyers=1000)
+    many = [sighting(n, T0 + n, buyer=f"{n:018d}") for n in range(MAX_VALUES + 6)]
+    state = state_after("consigneeAddress", many, loose)
+    assert len(state.seen) == MAX_VALUES
+    assert min(v.first for v in state.seen) == "EBP:SO0006"
+    tiny = [sighting(n, T0 + n, consignee=str(n % 2), dutiable=Decimal(1)) for n in range(300)]
+    assert len(state_after("buyerIdNumber", tiny).orders) == MAX_ORDERS
 
 
 @pytest.mark.parametrize("kind", ["consigneeAddress", "consigneeTelephone"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -458,3 +459,36 @@ def test_a_reopened_store_scans_from_the_start(path: Path) -> None:
         assert fire(reopened, 0, 4000) == [b"b", b"a"]
     finally:
         reopened.close()
+
+
+class _CountingIterators:
+    """The store's database with its iterators counted (Rdict's methods cannot be patched)."""
+
+    def __init__(self, db: Any) -> None:
+        self.db, self.iterators = db, 0
+
+    def iter(self) -> Any:
+        self.iterators += 1
+        return self.db.iter()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_a_scan_before_the_next_timer_does_not_seek(store: Store) -> None:
+    store.put(0, b"a", b"1000")
+    store.put(0, b"b", b"5000")
+    store.commit({})
+    counted = _CountingIterators(store._db)
+    store._db = counted  # type: ignore[assignment]
+    assert fire(store, 0, 2000) == [b"a"]
+    store.commit({})  # the scan saw b's timer at 5000 next
+    assert (fire(store, 0, 4999), counted.iterators) == ([], 1)
+    store.put(0, b"c", b"3000")  # written below it: the floor comes down
+    store.commit({})
+    assert fire(store, 0, 4999) == [b"c"]
+    store.commit({})
+    assert (fire(store, 0, 5000), counted.iterators) == ([b"b"], 3)
+    store.commit({})  # no timer left: no scan seeks until one is written
+    assert (fire(store, 1, 10**12), fire(store, 0, 10**12), counted.iterators) == ([], [], 4)
+    store._db = counted.db
