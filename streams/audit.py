@@ -3,13 +3,15 @@
 What the output topics say about one ticket, for as long as they keep it: each document
 stored (``120`` receipts), returned (``100`` receipts) and rejected (``cbec.rejected``), each
 decision with its revision, reasons and the rules that made it (``cbec.release``,
-``cbec.divert``), each concluded notice (``399`` receipts) and each review's result
-(``cbec.review-result``), in the order they happened. No state store, no worker: an auditor
-needs only read access to the five output topics.
+``cbec.divert``), each concluded notice (``399`` receipts), each review's result
+(``cbec.review-result``) and each pattern alert the ticket is evidence of (``cbec.alert``), in
+the order they happened. No state store, no worker: an auditor needs only read access to the
+output topics.
 
-How the records are found: every partition of the five topics is read, read_committed, from
+How the records are found: every partition of the output topics is read, read_committed, from
 its start to the end it had when the audit began. A record is decoded only when its bytes hold
-the ticket's id (decisions, receipts, review results: ``ticketId``) or, for rejections, which
+the ticket's id (decisions, receipts, review results: ``ticketId``; alerts: ``tickets``) or, for
+rejections, which
 carry no ticket id, its order number (kept when the rejection names that order and, if it
 names one, the same platform). Personal data is masked in what is printed
 (:func:`streams.logmask.mask`).
@@ -43,14 +45,22 @@ __all__ = ("Event", "history", "read_ticket_records", "render_json", "render_tex
 QUIET_SECONDS = 2.0  # nothing came this long while records before the end remain: markers only
 _CHINA = timedelta(hours=8)
 # Within a millisecond: what came in before what it led to.
-_ORDER = {"stored": 0, "returned": 1, "rejected": 1, "decided": 2, "concluded": 3, "reviewed": 4}
+_ORDER = {
+    "stored": 0,
+    "returned": 1,
+    "rejected": 1,
+    "decided": 2,
+    "concluded": 3,
+    "reviewed": 4,
+    "alerted": 5,
+}
 
 
 class Event(NamedTuple):
     """One thing that happened to the ticket."""
 
     at: str  # ISO-8601 UTC, ms
-    kind: str  # stored, returned, rejected, decided, concluded, reviewed
+    kind: str  # stored, returned, rejected, decided, concluded, reviewed, alerted
     fields: dict[str, Any]
     source: str  # topic/partition/offset of the record that says so
 
@@ -94,6 +104,10 @@ def history(ticket: str, topics: Topics, records: Iterable[Record]) -> list[Even
             value = json.loads(record.value)
             if value.get("ticketId") == ticket:
                 events.append(Event(value["at"], "reviewed", _review(value), source))
+        elif record.topic == topics.alert:
+            value = json.loads(record.value)
+            if ticket in value.get("tickets", ()):
+                events.append(Event(value["raisedAt"], "alerted", _alert(value), source))
     events.sort(key=lambda e: (e.at, _ORDER[e.kind], e.source))
     return events
 
@@ -111,6 +125,11 @@ def _decision(value: dict[str, Any]) -> dict[str, Any]:
 def _review(value: dict[str, Any]) -> dict[str, Any]:
     kept = ("reviewId", "action", "reviewer", "revision", "result", "code", "detail")
     return {name: value[name] for name in (*kept, "decision", "decisionRevision")}
+
+
+def _alert(value: dict[str, Any]) -> dict[str, Any]:
+    kept = ("alertId", "pattern", "keyKind", "key", "windowStart", "windowEnd", "count", "total")
+    return {name: value[name] for name in kept} | {"tickets": len(value["tickets"])}
 
 
 def _rejection(value: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +186,13 @@ def _describe(event: Event) -> str:
         return text + f"APPLIED: {f['decision']} revision {f['decisionRevision']}"
     if event.kind == "rejected":
         return f"{f.get('docType')} {f.get('guid')} {f['code']}: {f['detail']}"
+    if event.kind == "alerted":
+        total = f" totalling {f['total']} CNY" if f["total"] is not None else ""
+        return (
+            f"{f['pattern']} on {f['keyKind']} {f['key']}: {f['count']}{total} in "
+            f"{f['windowStart']} .. {f['windowEnd']}, one of {f['tickets']} tickets "
+            f"({f['alertId']})"
+        )
     text = f"{f['docType']} {f.get('guid')} -> {f['to']} ({f['format']})"
     if event.kind == "returned":
         return f"{text} {f.get('code')}: {f['returnInfo']}"

@@ -79,3 +79,36 @@ def test_a_rejection_is_kept_when_it_names_the_order_and_no_other_platform() -> 
     ]
     events = history(TICKET, TOPICS, records)
     assert [e.source for e in events] == [f"{TOPICS.rejected}/0/0", f"{TOPICS.rejected}/0/1"]
+
+
+def test_an_alert_the_ticket_is_evidence_of_comes_after_its_decision() -> None:
+    def alert(offset: int, tickets: list[str]) -> Record:
+        value = {
+            "alertId": f"SPLIT_ORDERS:abc:{T0}",
+            "pattern": "SPLIT_ORDERS",
+            "keyKind": "buyerIdNumber",
+            "key": "**************1234",
+            "keyDigest": "abc",
+            "windowSeconds": 3600.0,
+            "windowStart": "2026-11-24T03:20:00.000Z",
+            "windowEnd": "2026-11-24T03:25:00.000Z",
+            "threshold": 1,
+            "count": len(tickets),
+            "limit": "5000",
+            "total": "5020.00",
+            "tickets": tickets,
+            "raisedAt": "2026-11-24T03:25:00.010Z",
+        }
+        return Record(TOPICS.alert, 2, offset, T0, b"abc", json.dumps(value).encode())
+
+    driver = Driver()
+    driver.clean()
+    records = [alert(0, [f"{EBP}:SO-OTHER", TICKET]), alert(1, [f"{EBP}:SO-OTHER"])]
+    events = history(TICKET, TOPICS, _records(driver) + records)
+    (alerted,) = [e for e in events if e.kind == "alerted"]
+    assert alerted.source == f"{TOPICS.alert}/2/0"
+    assert (alerted.fields["pattern"], alerted.fields["tickets"]) == ("SPLIT_ORDERS", 2)
+    line = render_text(TICKET, events).splitlines()[-1]
+    assert (
+        "alerted    SPLIT_ORDERS on buyerIdNumber **************1234: 2 totalling 5020.00" in line
+    )
