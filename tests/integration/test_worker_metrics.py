@@ -139,6 +139,8 @@ def test_a_known_load_gives_exact_metrics(deploy: Any) -> None:
     # 120: 36 documents stored; 399: 3 documents a decision; 100: each rejection
     assert by(found, "sandan_receipts_total", "status") == {"120": 36, "399": 30, "100": 8}
     assert by(found, "sandan_ledger_operations_total", "result") == {"reserved": 7}
+    # the 10 decided tickets' buyers are 10 and ship to one address and telephone: one each
+    assert by(found, "sandan_alerts_total", "pattern") == {"ADDRESS_MANY_IDS": 2}
     assert one(found, "sandan_open_tickets") == 3
     assert one(found, "sandan_open_tickets_closing_within_1h") == 3  # 30 min windows
     assert one(found, "sandan_decision_latency_seconds_count") == 10
@@ -174,7 +176,7 @@ def test_a_known_load_gives_exact_metrics(deploy: Any) -> None:
 
     # The same worker on a fresh data dir restores the state: the open tickets come back.
     worker.stop()
-    changelogs = [d.topic("sandan-tickets-changelog"), d.topic("sandan-ledger-changelog")]
+    changelogs = [d.topic(f"sandan-{stage}-changelog") for stage in ("tickets", "ledger", "alerts")]
     written = len(run(consume(d.brokers, changelogs, idle=1.5)))
     again = d.worker("w2", SANDAN_WORKER_ID=WORKER_ID)
     again.wait_ready()
