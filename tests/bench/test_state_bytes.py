@@ -8,6 +8,8 @@ On 2026-12-03, before document-level state (whole groups rewritten, documents in
 records and 41 bytes; steps of 100: 3.9 records and 5,448 bytes. After (each document version
 once, under its own key): 9.0 records and 3,415 bytes, and 9.9 records and 3,605 bytes (2,458 of
 documents, 989 of groups, 158 of tombstones): docs/loadtest/document-state-20261203.md.
+The alerts (issue 12) add 2.2 records and 428 bytes per ticket (steps of 1,000; 2.7 and 552 in
+steps of 100): a decided ticket's three keys, each written once per step.
 
 Run: ``.venv/bin/pytest tests/bench/test_state_bytes.py --benchmark-only -s`` (it prints the
 figures). The figures are counts, not timings: the same on any machine.
@@ -47,7 +49,7 @@ def _run(data_dir: Path, step_records: int) -> dict[str, float]:
         h.close()
     tickets = len(plan.decisions)
     figures: dict[str, float] = {"tickets": tickets, "records": len(plan.records)}
-    for name in ("tickets", "ledger"):
+    for name in ("tickets", "ledger", "alerts"):
         changelog = [o for o in outputs if o.topic == f"cbec.sandan-{name}-changelog"]
         figures[f"{name}_changelog_records_per_ticket"] = len(changelog) / tickets
         figures[f"{name}_changelog_bytes_per_ticket"] = _size(changelog) / tickets
