@@ -12,14 +12,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
 from loadtest import ids
 from loadtest.ids import CENT, ZERO, yuan
-from loadtest.truth import PlannedRecord
+from loadtest.truth import ALERT_BUYERS, ALERT_CONSIGNEES, PlannedRecord
 from matchers.limits import ANNUAL_LIMIT, SINGLE_LIMIT
+from schemas.alerts import normalised
 from schemas.codec import decode_document, readable_fields
 from schemas.documents import DOC_TYPES, DocType
 from schemas.errors import SchemaError
@@ -141,13 +142,21 @@ _BREAKERS: dict[str, Callable[[Planner, Ticket], None]] = {
 
 
 def _limit_ticket(
-    p: Planner, start: float, dutiable: Decimal, *, count: int, qty: int | None = None
+    p: Planner,
+    start: float,
+    dutiable: Decimal,
+    *,
+    count: int,
+    qty: int | None = None,
+    buyer: ids.Person | None = None,
 ) -> Ticket:
-    """A ticket of exactly ``dutiable`` in ``count`` lines (freight and insuredFee small)."""
+    """A ticket of exactly ``dutiable`` in ``count`` lines (freight and insuredFee small), of
+    ``buyer`` or a new person."""
     freight = yuan(p.rng, 0, 30) if p.chance(0.5) else ZERO
     insured = yuan(p.rng, 1, 10) if p.chance(0.3) else ZERO
     lines = p.lines(dutiable - freight - insured, count, qty)
-    return p.ticket(start, buyer=p.person(), lines=lines, freight=freight, insured=insured)
+    buyer = buyer or p.person()
+    return p.ticket(start, buyer=buyer, lines=lines, freight=freight, insured=insured)
 
 
 def single_limit(p: Planner, start: float) -> None:
@@ -385,6 +394,164 @@ def ambiguous_waybill(p: Planner, start: float) -> None:
     p.decide(lone, "DIVERT", ("MISSING_DOCUMENTS",), ("order", "payment"))
 
 
+# A planted pattern's baskets: a few of them to one consignee stay far below the single limit,
+# so that they cross no other pattern (SPLIT_ORDERS) than the one planted.
+_SMALL_BASKET = Decimal(1200)
+
+
+class _ShipTo(NamedTuple):
+    """Where a ticket goes: the consignee's name, address, telephone and district code."""
+
+    name: str
+    address: str
+    phone: str
+    district: str
+
+
+def _ship(t: Ticket, to: _ShipTo) -> None:
+    """Address the ticket's order and waybill (the same, so it stays clean) to ``to``."""
+    order, waybill = t.docs["order"], t.docs["logistics"]
+    for doc in (order, waybill):
+        doc |= {"consignee": to.name, "consigneeAddress": to.address}
+        doc["consigneeTelephone"] = to.phone
+    if "consigneeDistrict" in order:
+        order["consigneeDistrict"] = to.district
+
+
+def _released(p: Planner, start: float, buyer: ids.Person, to: _ShipTo) -> None:
+    """A clean ticket of ``buyer`` to ``to`` (a small basket): RELEASE."""
+    t = p.ticket(start, buyer=buyer, lines=p.basket(_SMALL_BASKET))
+    _ship(t, to)
+    p.spread(t, start)
+    p.decide(t.ticket_id, "RELEASE")
+
+
+def _someone_new(p: Planner, taken: set[str]) -> _ShipTo:
+    """A consignee whose name and address (normalised) are not in ``taken``; adds them."""
+    while True:
+        name, (district, home) = ids.chinese_name(p.rng), ids.address(p.rng)
+        if normalised(name) not in taken and normalised(home) not in taken:
+            taken.update((normalised(name), normalised(home)))
+            return _ShipTo(name, home, ids.mobile(p.rng), district)
+
+
+def _written_otherwise(p: Planner, to: _ShipTo) -> _ShipTo:
+    """``to`` with its name or address (or both) written in another form, the same normalised."""
+    name, address = to.name, to.address
+    match p.rng.randrange(3):
+        case 0:
+            name = ids.name_variant(p.rng, name)
+        case 1:
+            address = ids.address_variant(p.rng, address)
+        case _:
+            name, address = ids.name_variant(p.rng, name), ids.address_variant(p.rng, address)
+    return to._replace(name=name, address=address)
+
+
+def alert_id_consignees(p: Planner, start: float) -> None:
+    """A new buyer's tickets to ALERT_CONSIGNEES + 1 distinct consignees: other people at other
+    addresses, other people at the buyer's address, or the buyer at other addresses; some of
+    them again, written otherwise (no new consignee once normalised). Each RELEASE; one
+    ID_MANY_CONSIGNEES alert. A near miss: ALERT_CONSIGNEES of them, one at least written two
+    ways: no alert."""
+    rng, buyer = p.rng, p.person()
+    near = p.chance(0.2)
+    own = _ShipTo(buyer.name, buyer.address, buyer.phone, buyer.district)
+    taken = {normalised(buyer.name), normalised(buyer.address)}
+    mode = rng.choice(("people", "names", "addresses"))
+    consignees = [own]
+    for _ in range(ALERT_CONSIGNEES - 1 if near else ALERT_CONSIGNEES):
+        other = _someone_new(p, taken)
+        if mode == "names":  # other people at the buyer's address
+            other = other._replace(address=own.address, district=own.district)
+        elif mode == "addresses":  # the buyer, at other addresses
+            other = other._replace(name=own.name)
+        consignees.append(other)
+    for _ in range(rng.randint(1 if near else 0, 2)):
+        consignees.append(_written_otherwise(p, rng.choice(consignees)))
+    for to in consignees:
+        _released(p, start, buyer, to)
+
+
+def alert_address_ids(p: Planner, start: float) -> None:
+    """ALERT_BUYERS + 1 new buyers' tickets to one parcel station: its address, its (virtual)
+    telephone, or both, written in forms that normalise equal; each buyer's own name. Each
+    RELEASE; one ADDRESS_MANY_IDS alert per key shared. A near miss: ALERT_BUYERS buyers, one of
+    them twice: no alert."""
+    rng = p.rng
+    near = p.chance(0.2)
+    district, station = p.parcel_station()
+    phone = p.virtual_mobile()
+    shared = rng.choice(("address", "telephone", "both"))
+    buyers = [p.person() for _ in range(ALERT_BUYERS if near else ALERT_BUYERS + 1)]
+    if near:
+        buyers.append(rng.choice(buyers))
+    for buyer in buyers:
+        to = _ShipTo(buyer.name, buyer.address, buyer.phone, buyer.district)
+        if shared != "telephone":
+            written = ids.address_variant(rng, station) if p.chance(0.4) else station
+            to = to._replace(address=written, district=district)
+        if shared != "address":
+            to = to._replace(phone=ids.telephone_variant(rng, phone) if p.chance(0.4) else phone)
+        _released(p, start, buyer, to)
+
+
+def _split_values(p: Planner, orders: int, total: Decimal | None) -> list[Decimal]:
+    """``orders`` dutiable values, each within the single limit (and at least 200): adding up
+    to ``total`` (at most the limit and a cent), or (None) each drawn high enough that together
+    they pass the limit."""
+    if total is None:
+        low = SINGLE_LIMIT / orders + 100
+        return [yuan(p.rng, low, SINGLE_LIMIT) for _ in range(orders)]
+    least = 20_000  # cents
+    spare = int(total * 100) - least * orders
+    cuts = sorted(p.rng.randint(0, spare) for _ in range(orders - 1))
+    shares = [b - a for a, b in zip([0, *cuts], [*cuts, spare], strict=True)]
+    return [Decimal(least + share).scaleb(-2) for share in shares]
+
+
+def alert_split_orders(p: Planner, start: float) -> None:
+    """A new buyer's 2-3 orders to one consignee (the buyer or another person, now and then
+    written otherwise), each within the single limit and together above it: the first cent
+    over, each at the limit, or more. Each RELEASE; one SPLIT_ORDERS alert. A near miss: exactly
+    the limit together, the second order to another address, or the other order a single item
+    above the limit (RELEASE fullTax, not within it): no alert."""
+    rng, buyer = p.rng, p.person()
+    to = _ShipTo(buyer.name, buyer.address, buyer.phone, buyer.district)
+    if p.chance(0.3):
+        to = _someone_new(p, {normalised(buyer.name), normalised(buyer.address)})
+    orders = rng.choice((2, 2, 3))
+    draw = rng.randrange(20)
+    single: Decimal | None = None  # near miss: an order above the limit, one item
+    consignees = [to] * orders
+    if draw < 5:  # noqa: PLR2004 - the first cent over
+        values = _split_values(p, orders, SINGLE_LIMIT + CENT)
+    elif draw < 8:  # noqa: PLR2004 - each exactly at the limit
+        values = [SINGLE_LIMIT] * orders
+    elif draw < 16:  # noqa: PLR2004
+        values = _split_values(p, orders, None)
+    elif draw < 18:  # noqa: PLR2004 - near miss: exactly the limit together
+        values = _split_values(p, orders, SINGLE_LIMIT)
+    elif draw < 19:  # noqa: PLR2004 - near miss: another address
+        values, orders = _split_values(p, 2, None), 2
+        other = _someone_new(p, {normalised(to.address)})
+        consignees = [to, to._replace(address=other.address, district=other.district)]
+    else:  # near miss: one order is one item above the limit (fullTax), so not within it
+        values, orders = [yuan(rng, 100, 4000)], 2
+        single = yuan(rng, 5000.01, 9000)
+    for i in range(orders):
+        ship = consignees[i]
+        if i and p.chance(0.3):
+            ship = _written_otherwise(p, ship)
+        if single is not None and i == orders - 1:
+            t = _limit_ticket(p, start, single, count=1, qty=1, buyer=buyer)
+        else:
+            t = _limit_ticket(p, start, values[i], count=rng.randint(1, 4), buyer=buyer)
+        _ship(t, ship)
+        p.spread(t, start)
+        p.decide(t.ticket_id, "RELEASE", full_tax=single is not None and i == orders - 1)
+
+
 def _rule(*mods: str) -> Handler:
     def handler(p: Planner, start: float) -> None:
         rule_fault(p, start, mods)
@@ -421,4 +588,7 @@ HANDLERS: dict[str, Handler] = {
     "draft": draft,
     "schema": schema,
     "ambiguous_waybill": ambiguous_waybill,
+    "alert_id_consignees": alert_id_consignees,
+    "alert_address_ids": alert_address_ids,
+    "alert_split_orders": alert_split_orders,
 }

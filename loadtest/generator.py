@@ -15,6 +15,11 @@ share a ticket or a buyer.
 
 Clean tickets are released: the amounts add up exactly, the resident IDs are valid, the dutiable
 value stays within 5000 and a returning buyer's planned tickets within 15000 a year.
+
+The plan also says which pattern alerts the run must raise (``Plan.alerts``, loadtest.alerts):
+returning buyers cross the patterns now and then on their own (gifts to many people, orders to
+themselves adding up past 5000 in a run that is one alert window), and the ``alert_*`` kinds
+plant each pattern, and near misses of it, on new buyers, drop points and virtual numbers.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Literal
 import msgspec
 
 from loadtest import ids
+from loadtest.alerts import expected_alerts, plan_sightings
 from loadtest.faults import HANDLERS
 from loadtest.ids import CENT, ZERO, Doc, chance, yuan
 from loadtest.truth import (
@@ -325,6 +331,25 @@ class Planner:
         self._spent[key] = self._spent.get(key, ZERO) + ticket.dutiable
         return ticket
 
+    def basket(self, cap: Decimal) -> list[Doc]:
+        """A realistic basket worth at most ``cap`` (see :func:`shopping_lines`)."""
+        return shopping_lines(self.rng, cap)
+
+    def parcel_station(self) -> tuple[str, str]:
+        """A district code and the address of a parcel station not used before in this run."""
+        return ids.parcel_station(self.rng, self.unique("######"))
+
+    def virtual_mobile(self) -> str:
+        """A virtual operator's number (ids.VIRTUAL_PREFIXES) not used before in this run: its
+        middle digits are the chunk's number."""
+        while True:
+            middle = self.rng.randrange(1000) if self.chunk is None else self.chunk % 1000
+            number = f"{self.rng.choice(ids.VIRTUAL_PREFIXES)}{middle:03d}"
+            number += f"{self.rng.randrange(10**5):05d}"
+            if number not in self._used:
+                self._used.add(number)
+                return number
+
     def lines(self, total: Decimal, count: int, qty: int | None = None) -> list[Doc]:
         """``count`` lines worth exactly ``total`` (see :func:`lines_for_total`)."""
         return lines_for_total(self.rng, total, count, qty)
@@ -401,8 +426,10 @@ class Planner:
         self.rejections.append(ExpectedRejection(code, kind, guid))
 
     def plan(self) -> Plan:
-        """The plan so far, records sorted by time (ties keep their planned order)."""
+        """The plan so far, records sorted by time (ties keep their planned order), with the
+        alerts it must raise (loadtest.alerts)."""
         records = sorted(self.records, key=attrgetter("at"))
+        sightings = plan_sightings(records, self.decisions, self.rejections)
         return Plan(
             records,
             self.decisions,
@@ -410,6 +437,7 @@ class Planner:
             len(self.decisions),
             self.kinds,
             dict(self.faults),
+            expected_alerts(sightings, self.kinds),
         )
 
     # -- slots -----------------------------------------------------------------------------------

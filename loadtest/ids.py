@@ -28,12 +28,14 @@ __all__ = (
     "PAY_FIRMS",
     "PLATFORMS",
     "SHOPS",
+    "VIRTUAL_PREFIXES",
     "ZERO",
     "Doc",
     "Firm",
     "Goods",
     "Person",
     "address",
+    "address_variant",
     "alter_char",
     "alter_digit",
     "chance",
@@ -45,9 +47,12 @@ __all__ = (
     "invalid_resident_id",
     "is_valid_resident_id",
     "mobile",
+    "name_variant",
+    "parcel_station",
     "person",
     "resident_id",
     "serial",
+    "telephone_variant",
     "yuan",
 )
 
@@ -166,6 +171,12 @@ _MOBILE_PREFIXES = (
     "189", "191", "198", "199",
 )  # fmt: skip
 _FULL_WIDTH = {ord("0") + i: 0xFF10 + i for i in range(10)}  # 0-9 to their full-width forms
+_FULL_WIDTH_ALL = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}  # printable ASCII to full width
+# Numbers of virtual operators (drop points and parcel stations use them): never drawn by
+# :func:`mobile`, so a planted drop point's telephone is no ordinary buyer's.
+VIRTUAL_PREFIXES = ("162", "165", "167", "170", "171")
+_STATIONS = ("菜鸟驿站", "丰巢快递柜", "妈妈驿站", "兔喜生活", "京东快递站", "邮政驿站")
+_SPACES = (" ", "\u3000", "  ")  # a space, the ideographic space, two spaces
 
 
 def chinese_name(rng: random.Random) -> str:
@@ -182,6 +193,61 @@ def mobile(rng: random.Random) -> str:
 def full_width(text: str) -> str:
     """The text with its ASCII digits turned into full-width ones (a classic data-entry fault)."""
     return text.translate(_FULL_WIDTH)
+
+
+def name_variant(rng: random.Random, name: str) -> str:
+    """The name written otherwise, the same once normalised (schemas.alerts): a space or an
+    ideographic space inside, around or after it; an ASCII name in another case or full width."""
+    if name.isascii() and any(c.isalpha() for c in name):
+        match rng.randrange(3):
+            case 0:
+                return name.upper() if name != name.upper() else name.lower()
+            case 1:
+                return name.translate(_FULL_WIDTH_ALL)
+            case _:
+                return f" {name} "
+    if len(name) > 1 and chance(rng, 0.7):
+        i = rng.randrange(1, len(name))
+        return name[:i] + rng.choice(_SPACES) + name[i:]
+    return name + rng.choice(_SPACES)
+
+
+def address_variant(rng: random.Random, text: str) -> str:
+    """The address written otherwise, the same once normalised: its digits full width, a space
+    after its province, city or district, or a trailing space."""
+    match rng.randrange(3):
+        case 0 if any(c.isascii() and c.isdigit() for c in text):
+            return full_width(text)
+        case 1:
+            for mark in ("区", "市", "省"):
+                if mark in text[:-1]:
+                    head, tail = text.split(mark, 1)
+                    return f"{head}{mark}{rng.choice(_SPACES)}{tail}"
+    return text + rng.choice(_SPACES)
+
+
+def telephone_variant(rng: random.Random, phone: str) -> str:
+    """An 11-digit mobile number written otherwise, the same once normalised: with ``+86`` or
+    ``86``, grouped by spaces or dashes, or in full-width digits."""
+    grouped = f"{phone[:3]}{{0}}{phone[3:7]}{{0}}{phone[7:]}"
+    match rng.randrange(5):
+        case 0:
+            return f"+86 {phone}"
+        case 1:
+            return f"86{phone}"
+        case 2:
+            return grouped.format("-")
+        case 3:
+            return "+86 " + grouped.format(" ")
+        case _:
+            return full_width(phone)
+
+
+def parcel_station(rng: random.Random, number: str) -> tuple[str, str]:
+    """A district code and the address of a parcel station (a drop point) numbered ``number``."""
+    code, prefix = rng.choice(_DISTRICTS)
+    street = f"{rng.choice(_STREETS)}{rng.randint(1, 999)}号"
+    return code, f"{prefix}{street}{rng.choice(_STATIONS)}（{rng.choice(_ESTATES)}店{number}）"
 
 
 def address(rng: random.Random) -> tuple[str, str]:

@@ -5,8 +5,9 @@ starts it.
 The whole run is planned before its clock starts, so planning takes no CPU from sandan during
 the run: in chunks of consecutive ticket slots (``generate(..., chunk=k)`` with a seed of its
 own), on every core, each chunk's records written to ``plan-<k>.msgpack`` and its ground truth
-appended to the truth shard files (loadtest.results). A chunk's records join the send queue by
-time, read back from its file, which is then deleted.
+appended to the truth shard files, its expected alerts to the alert truth files
+(loadtest.results). A chunk's records join the send queue by time, read back from its file,
+which is then deleted.
 Every tick (20 ms) the records due are appended to one batch per partition (``create_batch`` /
 ``send_batch``; the partition is the one Kafka's default partitioner picks for the key, a random
 one without a key), all stamped with the tick's time. The load does not wait for sandan: a slow
@@ -41,7 +42,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from loadtest.generator import generate
-from loadtest.results import ShardFiles, guid_key, truth_frames
+from loadtest.results import AlertFiles, ShardFiles, alert_truth_frames, guid_key, truth_frames
 from loadtest.truth import DEFAULT_MIX, FaultMix
 from schemas.keys import murmur2_partition
 
@@ -105,6 +106,7 @@ class DriverSummary(msgspec.Struct, kw_only=True):
     rejections: int
     max_behind: float  # the most the sends ever ran late, seconds
     sent_per_second: list[int]  # records sent in each second from ``started``
+    alerts: int = 0  # the alerts expected (each once)
 
 
 class Chunk(NamedTuple):
@@ -115,6 +117,7 @@ class Chunk(NamedTuple):
     tickets: int
     decisions: int
     rejections: int
+    alerts: int = 0
 
 
 def mix_for(spec: LoadSpec) -> FaultMix:
@@ -141,9 +144,10 @@ def chunk_path(spec: LoadSpec, index: int) -> Path:
 
 def plan_chunk(
     spec: LoadSpec, mix: FaultMix, size: int, total: int, index: int
-) -> tuple[Chunk, list[tuple[int, bytes]]]:
+) -> tuple[Chunk, list[tuple[int, bytes]], list[tuple[int, bytes]]]:
     """Plan chunk ``index`` (slots ``index * size`` on, at most ``total`` in all), times from the
-    run's start; write its records to its file, return it and its truth frames."""
+    run's start; write its records to its file, return it, its truth frames and its alert truth
+    frames."""
     first = index * size
     count = min(size, total - first)
     rate = spec.rate if spec.rate > 0 else None
@@ -173,28 +177,33 @@ def plan_chunk(
     ]
     chunk_path(spec, index).write_bytes(msgspec.msgpack.encode(records))
     decisions = sum(len(revisions) for revisions in plan.decisions.values())
-    chunk = Chunk(index, count, plan.tickets, decisions, len(plan.rejections))
-    return chunk, truth_frames(plan, spec.shards)
+    chunk = Chunk(index, count, plan.tickets, decisions, len(plan.rejections), len(plan.alerts))
+    return chunk, truth_frames(plan, spec.shards), alert_truth_frames(plan, spec.shards)
 
 
 def plan_all(spec: LoadSpec) -> list[Chunk]:
     """Plan the whole run on every core: the chunk files, the ground truth appended to the
-    truth files, and ``plan.json`` listing the chunks for the driver."""
+    truth files and the alert truth files, and ``plan.json`` listing the chunks for the
+    driver."""
     size = chunk_slots(spec.rate)
     rate = spec.rate or AS_FAST_AS_POSSIBLE
     total = max(1, round(rate * spec.duration))
     plan = partial(plan_chunk, spec, mix_for(spec), size, total)
     truth = ShardFiles(Path(spec.out), "truth", spec.shards)
+    alerts = AlertFiles(Path(spec.out), spec.shards)
     chunks: list[Chunk] = []
     started = time.monotonic()
     try:
         with ProcessPoolExecutor(os.cpu_count(), mp_context=get_context("spawn")) as pool:
-            for chunk, frames in pool.map(plan, range(-(-total // size))):
+            for chunk, frames, alert_frames in pool.map(plan, range(-(-total // size))):
                 for shard, frame in frames:
                     truth.write(shard, frame)
+                for shard, frame in alert_frames:
+                    alerts.truth.write(shard, frame)
                 chunks.append(chunk)
     finally:
         truth.close()
+        alerts.close()
     (Path(spec.out) / "plan.json").write_bytes(msgspec.json.encode(chunks))
     print(
         f"driver: planned {total} ticket slots in {len(chunks)} chunks in "
@@ -346,6 +355,7 @@ async def drive(spec: LoadSpec, chunks: list[Chunk]) -> DriverSummary:
         tickets=sum(c.tickets for c in chunks),
         decisions=sum(c.decisions for c in chunks),
         rejections=sum(c.rejections for c in chunks),
+        alerts=sum(c.alerts for c in chunks),
     )
 
 

@@ -261,7 +261,8 @@ def _markdown(report: dict[str, Any]) -> str:
         f"**Verification: {'OK' if v['ok'] else 'FAILED'}** — {v['tickets_decided']:,} of "
         f"{v['tickets_expected']:,} tickets decided, {v['decisions_seen']:,} decisions "
         f"({v['decisions_expected']:,} expected), {v['rejections_seen']:,} rejections "
-        f"({v['rejections_expected']:,} expected), {v['mismatch_count']} mismatches.",
+        f"({v['rejections_expected']:,} expected), {_alerts_line(v)}, "
+        f"{v['mismatch_count']} mismatches.",
         "",
         "## Throughput",
         "",
@@ -332,6 +333,7 @@ def _markdown(report: dict[str, Any]) -> str:
     ]
     lines.append(f"released {v['released']:,}, diverted {v['diverted']:,}: {v['diverted_by_code']}")
     lines.append(f"rejected: {v['rejected_by_code']}")
+    lines += _alerts_table(v)
     if v["mismatches"]:
         lines += ["", "Mismatches (first 50):", ""]
         lines += [f"- {line}" for line in v["mismatches"]]
@@ -341,6 +343,36 @@ def _markdown(report: dict[str, Any]) -> str:
     for name in ("throughput", "latency", "lag", "resources"):
         lines.append(f"![{name}]({name}.png)")
     return "\n".join(lines) + "\n"
+
+
+def _alerts_line(v: dict[str, Any]) -> str:
+    if not v.get("alerts_checked"):
+        return "alerts not checked"
+    return (
+        f"{v['alerts_seen']:,} alerts ({v['alert_keys_expected']:,} expected, "
+        f"{v['alert_mismatches']} mismatches)"
+    )
+
+
+def _alerts_table(v: dict[str, Any]) -> list[str]:
+    """The alerts by pattern (report.md's Outcomes)."""
+    if not v.get("alerts_checked"):
+        return []
+    lines = [
+        "",
+        "Alerts (cbec.alert), each expected once: the plan's keys that cross a pattern over the",
+        "whole run (the run's alert windows are longer than the run), planted (`alert_*` slots)",
+        "or crossed by returning buyers on their own.",
+        "",
+        "| pattern | keys expected | of them planted | keys alerted | alerts | unexpected |",
+        "|---|---|---|---|---|---|",
+    ]
+    for pattern, f in v["alerts_by_pattern"].items():
+        lines.append(
+            f"| {pattern} | {f['keys_expected']:,} | {f['planted_keys']:,} | "
+            f"{f['keys_alerted']:,} | {f['alerts']:,} | {f['unexpected']:,} |"
+        )
+    return lines
 
 
 def write_report(run: RunInfo, stats: OutputStats, out: Path) -> dict[str, Any]:

@@ -10,13 +10,15 @@ partition; then the driver (loadtest.openloop, its own process) sends ``--rate``
 as fast as it can) for ``--duration`` seconds while loadtest.monitor samples CPU, memory and lag
 every second. It waits
 for the drain: the input lag at 0, then the window and a margin for the last timeouts, then the
-outputs still for 3 s. It stops the workers, reads release, divert and rejected, measures the
-raw ceiling (loadtest.ceiling) on the same records, checks every ticket against the ground
-truth and writes ``<out>/<UTC time>/`` report.md, report.json and plots (loadtest.report).
+outputs still for 3 s. It stops the workers, reads release, divert, rejected and alert, measures
+the raw ceiling (loadtest.ceiling) on the same records, checks every ticket and every alert
+against the ground truth and writes ``<out>/<UTC time>/`` report.md, report.json and plots
+(loadtest.report). The workers' alert windows are ``truth.ALERT_WINDOW`` (30 days), so the
+whole run is one window and the expected alerts follow from the plan (loadtest.alerts).
 ``--short``: 60 s at 100 tickets/s with every fault kind equally likely (FaultMix.even), for CI.
 
-Every wait is bounded, and the run stops itself. Exit status: 0 if every ticket was decided as
-the ground truth says, 1 if not, 2 if the run could not be carried out.
+Every wait is bounded, and the run stops itself. Exit status: 0 if every ticket was decided and
+every alert raised as the ground truth says, 1 if not, 2 if the run could not be carried out.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ from loadtest.monitor import Monitor, broker_pid
 from loadtest.openloop import AS_FAST_AS_POSSIBLE, MIXES, DriverSummary, LoadSpec, plan_all
 from loadtest.processes import RunError, Worker, stop, tail, wait_ready
 from loadtest.report import RunInfo, write_report
-from loadtest.results import ShardFiles, read_outputs, verify_shards
+from loadtest.results import AlertFiles, ShardFiles, read_outputs, verify_shards
+from loadtest.truth import ALERT_BUYERS, ALERT_CONSIGNEES, ALERT_WINDOW
 from streams.settings import Settings
 from streams.topics import Topics, create_topics
 
@@ -131,12 +134,19 @@ async def delete_topics(brokers: str, names: list[str]) -> None:
 
 
 def _worker_env(spec: LoadSpec) -> dict[str, str]:
-    """The workers' SANDAN_* settings for a run."""
+    """The workers' SANDAN_* settings for a run: the alerts' thresholds the plan expects, and
+    their windows longer than the run (loadtest.truth)."""
+    window = f"{ALERT_WINDOW:.0f}"
     return {
         "SANDAN_BROKERS": spec.brokers,
         "SANDAN_TOPIC_PREFIX": spec.prefix,
         "SANDAN_PARTITIONS": str(spec.partitions),
         "SANDAN_WINDOW": f"{spec.window:g}",
+        "SANDAN_ALERT_CONSIGNEES": str(ALERT_CONSIGNEES),
+        "SANDAN_ALERT_CONSIGNEES_WINDOW": window,
+        "SANDAN_ALERT_BUYERS": str(ALERT_BUYERS),
+        "SANDAN_ALERT_BUYERS_WINDOW": window,
+        "SANDAN_ALERT_SPLIT_WINDOW": window,
     }
 
 
@@ -288,7 +298,8 @@ async def _load_and_report(
                 stop(worker.process)
     print("run: reading the outputs", flush=True)
     seen = ShardFiles(out, "seen", spec.shards)
-    expected = summary.decisions + summary.rejections
+    alerts = AlertFiles(out, spec.shards)
+    expected = summary.decisions + summary.rejections + summary.alerts
     stats = await read_outputs(
         args.brokers,
         (topics.release, topics.divert, topics.rejected),
@@ -296,6 +307,8 @@ async def _load_and_report(
         seen,
         expected=expected,
         deadline=time.monotonic() + 120 + expected / 10_000,
+        alert=topics.alert,
+        alerts=alerts.seen,
     )
     ceiling = None
     if args.ceiling_limit > 0:
@@ -314,7 +327,8 @@ async def _load_and_report(
             out,
         )
     print("run: verifying", flush=True)
-    verification = verify_shards(ShardFiles(out, "truth", spec.shards), seen)
+    truth = ShardFiles(out, "truth", spec.shards)
+    verification = verify_shards(truth, seen, alerts, alert_window=ALERT_WINDOW)
     info = RunInfo(
         config=config,
         driver=summary,

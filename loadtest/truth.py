@@ -42,11 +42,33 @@ schema                    garbage (text, GBK, XML, truncated, wrong type, curren
 ambiguous_waybill         two platforms' order+payment share an orderNo, then a waybill without
                           ebpCode: each DIVERT AMBIGUOUS_WAYBILL (missing logistics), then
                           MISSING_DOCUMENTS; ticket ":orderNo" DIVERT MISSING_DOCUMENTS
+alert_id_consignees       a new buyer's clean tickets to ALERT_CONSIGNEES + 1 consignees (names,
+                          addresses, or both), some written twice in forms that normalise equal
+                          (spaces, full-width, case): each RELEASE, one ID_MANY_CONSIGNEES alert;
+                          a near miss (ALERT_CONSIGNEES of them, however written): no alert
+alert_address_ids         ALERT_BUYERS + 1 new buyers' clean tickets to one drop point's address,
+                          telephone, or both (written in forms that normalise equal): each
+                          RELEASE, one ADDRESS_MANY_IDS alert per key; a near miss (ALERT_BUYERS
+                          buyers, one of them twice): no alert
+alert_split_orders        a new buyer's 2-3 clean orders to one consignee, each within 5000,
+                          together above it (the first cent over, each at 5000...): each RELEASE,
+                          one SPLIT_ORDERS alert; a near miss (exactly 5000 together, another
+                          address, or one order a fullTax single item above 5000): no alert
 ========================  ===================================================================
+
+Alerts (``cbec.alert``, streams/alerts.py): a run sets every alert window to ``ALERT_WINDOW``,
+far longer than itself, so the whole run is one window and a plan's expected alerts follow from
+counting alone (loadtest.alerts, the oracle): every key, over all the tickets the plan decides
+with an order, whose distinct values cross the pattern's threshold must be alerted on, whatever
+slot kind made it cross (a returning buyer's repeated orders, gifts, or a planted pattern).
+:class:`ExpectedAlert` holds, per pattern and key, the tickets an alert's evidence may name and
+the values the pattern counts of each. An alert mutes its pattern on its key for a window after
+its evidence, so each of those keys is alerted on exactly once in a run.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 import msgspec
@@ -54,13 +76,25 @@ import msgspec
 from schemas.documents import DocType
 
 __all__ = (
+    "ALERT_BUYERS",
+    "ALERT_CONSIGNEES",
+    "ALERT_WINDOW",
     "DEFAULT_MIX",
+    "AlertTicket",
+    "ExpectedAlert",
     "ExpectedDecision",
     "ExpectedRejection",
     "FaultMix",
     "Plan",
     "PlannedRecord",
+    "pattern_key",
 )
+
+# The alert settings a run gives its workers (SANDAN_ALERT_*) and plans for: the thresholds are
+# sandan's defaults; every window is 30 days, longer than any run, so a run is one window.
+ALERT_CONSIGNEES = 3  # ID_MANY_CONSIGNEES: more than this many consignees or addresses
+ALERT_BUYERS = 5  # ADDRESS_MANY_IDS: more than this many buyer IDs
+ALERT_WINDOW = 30 * 86400.0  # seconds
 
 
 class PlannedRecord(msgspec.Struct, frozen=True):
@@ -100,13 +134,49 @@ class ExpectedRejection(msgspec.Struct, frozen=True):
     guid: str | None
 
 
+class AlertTicket(msgspec.Struct, frozen=True, array_like=True):
+    """One ticket on an alert key, with what the key's pattern counts of it, each value
+    normalised (as schemas.alerts compares) and named by a 64-bit digest (loadtest.alerts): on a
+    buyer key ``a`` the consignee's name and ``b`` the address; on an address or telephone key
+    ``a`` the buyer ID. ``values``: SPLIT_ORDERS only, the dutiable value of each decided
+    revision that held the order, the last one final (a waybill that came late adds its
+    insuredFee)."""
+
+    ticket: str
+    a: int
+    b: int = 0
+    values: tuple[Decimal, ...] = ()
+
+
+class ExpectedAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """A pattern's key that must be alerted on, once in a run (see loadtest.verify).
+
+    ``tickets``: every ticket of the plan on the key that the pattern counts (SPLIT_ORDERS: those
+    within the single limit), by ticket id; an alert's evidence is some of them. ``planted``: one
+    of the tickets is of an ``alert_*`` slot.
+    """
+
+    pattern: str
+    key_kind: str
+    key_digest: str  # hex BLAKE2b-16 of the normalised key, as the alert's keyDigest
+    threshold: int  # more than this many distinct values; SPLIT_ORDERS 1
+    tickets: tuple[AlertTicket, ...]
+    planted: bool = False
+
+
+def pattern_key(pattern: str, key_kind: str, key_digest: str) -> str:
+    """The key of :attr:`Plan.alerts`: one pattern on one key."""
+    return f"{pattern}:{key_kind}:{key_digest}"
+
+
 class Plan(msgspec.Struct):
     """Records sorted by ``at``; decisions by ticket id, revisions ascending; rejections.
 
     ``tickets`` is the number of tickets that must be decided (``len(decisions)``): a fault may
     involve several tickets (annual limit: 2, ambiguous waybill: 3) or none (a lone garbage record).
     ``kinds`` names the fault kind behind each decided ticket ("clean" for none); ``faults`` counts
-    the planned slots per kind.
+    the planned slots per kind. ``alerts``: the keys that must be alerted on (by
+    :func:`pattern_key`).
     """
 
     records: list[PlannedRecord]
@@ -115,6 +185,7 @@ class Plan(msgspec.Struct):
     tickets: int
     kinds: dict[str, str] = {}
     faults: dict[str, int] = {}
+    alerts: dict[str, ExpectedAlert] = {}
 
 
 class FaultMix(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,6 +213,9 @@ class FaultMix(msgspec.Struct, frozen=True, kw_only=True):
     draft: float = 0.0
     schema: float = 0.0
     ambiguous_waybill: float = 0.0
+    alert_id_consignees: float = 0.0
+    alert_address_ids: float = 0.0
+    alert_split_orders: float = 0.0
 
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
@@ -198,4 +272,7 @@ DEFAULT_MIX = FaultMix(
     unknown_document=0.0003,
     draft=0.0005,
     ambiguous_waybill=0.0001,
+    alert_id_consignees=0.0002,
+    alert_address_ids=0.0001,
+    alert_split_orders=0.0002,
 )

@@ -1,8 +1,9 @@
 """The sustained load test's short mode, end to end on the session's broker.
 
-``python -m loadtest.run --short`` at a small rate for ~40 s: every ticket verified against the
-ground truth, and a report whose numbers make sense. Also: the chunks a long run is planned in
-never share a ticket or a buyer.
+``python -m loadtest.run --short`` at a small rate for ~40 s: every ticket and every pattern
+alert verified against the ground truth, and a report whose numbers make sense. Speed (kept up,
+target met, drain time) is printed, never asserted: on a busy machine a correct run may fall
+behind. Also: the chunks a long run is planned in never share a ticket or a buyer.
 """
 
 from __future__ import annotations
@@ -57,22 +58,33 @@ def test_short_run_verifies_and_reports(brokers: str, tmp_path: Path) -> None:
     )
     assert verification["rejections_seen"] == verification["rejections_expected"] > 0
 
+    # Every alert the plan expects raised once, none other (verification["ok"] checked each).
+    assert verification["alerts_checked"]
+    assert verification["alert_mismatches"] == 0
+    assert verification["alerts_seen"] == verification["alert_keys_expected"] > 0
+    for pattern, figures in verification["alerts_by_pattern"].items():
+        assert figures["planted_keys"] > 0, pattern  # the even mix plants every pattern
+        assert figures["keys_alerted"] == figures["alerts"] == figures["keys_expected"], pattern
+        assert figures["unexpected"] == 0, pattern
+    assert "| SPLIT_ORDERS |" in (out / "report.md").read_text()
+
     # Speed is reported, not asserted: on a busy machine a correct run may fall behind.
     throughput = report["throughput"]
     offered = throughput["offered_tickets_per_min"]
-    assert offered == pytest.approx(RATE * 60, rel=0.25)  # the plan's rate, not a timing
-    assert throughput["tickets_per_min"] > 0
-    assert isinstance(throughput["kept_up"], bool) and isinstance(throughput["target_met"], bool)
-    assert throughput["drain_s"] >= 0
+    per_slot = report["driver"]["tickets"] / report["driver"]["slots"]  # a fault: 0 to 7 tickets
+    assert offered == pytest.approx(RATE * 60 * per_slot, abs=1)  # the plan's rate, not a timing
     print(
-        f"short load test: {throughput['tickets_per_min']:.0f} tickets/min of {offered:.0f} "
-        f"offered, kept up: {throughput['kept_up']}, drain {throughput['drain_s']:.1f} s"
+        f"short load test: {throughput['tickets_per_min']} tickets/min of {offered} offered, "
+        f"kept up: {throughput['kept_up']}, target met: {throughput['target_met']}, "
+        f"drain {throughput['drain_s']} s; alerts {verification['alerts_by_pattern']}"
     )
 
-    latency = report["latency_ms"]["steady"]
-    assert latency["count"] > RATE * 10
+    # Latency over every decision on a complete ticket; the steady part's share is timing.
+    latency = report["latency_ms"]["all"]
+    assert latency["count"] > 0.5 * RATE * DURATION
     assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
     assert report["latency_ms"]["unmatched"] == 0
+    print(f"short load test: latency (ms) {report['latency_ms']}")
 
     lags = [row[1] for row in report["series"]["lag"]["rows"]]
     assert lags and lags[-1] == 0  # every record was consumed in the end

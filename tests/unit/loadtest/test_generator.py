@@ -285,7 +285,7 @@ def test_each_kind_has_its_outcome(plan: Plan) -> None:
     }
     assert ambiguous[(missing,)] == plan.faults["ambiguous_waybill"]
     released = ("duplicate", "redelivery", "stale_change", "change_after_release")
-    for kind in released:
+    for kind in (*released, "alert_id_consignees", "alert_address_ids", "alert_split_orders"):
         assert set(outcomes(plan, kind)) == {(("RELEASE", ()),)}, kind
     rejected = Counter(r.code for r in plan.rejections)
     assert rejected["DUPLICATE"] == plan.faults["duplicate"]

@@ -277,10 +277,10 @@ def test_a_hot_key_keeps_each_value_s_first_and_last_ticket_only() -> None:
     state = state_after("consigneeAddress", same)
     assert [(v.first, v.last) for v in state.seen] == [("EBP:SO0000", "EBP:SO0299")]
     late = sighting(999, T0 - 1)  # out of order: the first moves
-    state = apply_sighting(
+    moved = apply_sighting(
         RULES, state, "consigneeAddress", key_of("consigneeAddress", late), late, 0, T0
     ).state
-    assert state is not None
+    assert moved is state
     assert [(v.first, v.last) for v in state.seen] == [("EBP:SO0999", "EBP:SO0299")]
     middle = sighting(5, T0 + 5 * MINUTE)
     step = apply_sighting(
