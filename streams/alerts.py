@@ -41,6 +41,7 @@ import bisect
 import hashlib
 from collections import Counter, defaultdict
 from decimal import Decimal
+from functools import lru_cache
 from typing import NamedTuple
 
 import msgspec
@@ -87,19 +88,30 @@ class AlertRules(NamedTuple):
     lateness_ms: int  # SANDAN_WINDOW: how long after its time a ticket may be decided
 
     def window_ms(self, pattern: AlertPattern) -> int:
-        if pattern == "ID_MANY_CONSIGNEES":
-            return self.consignees_window_ms
-        return self.buyers_window_ms if pattern == "ADDRESS_MANY_IDS" else self.split_window_ms
+        return _by_pattern(self)[pattern][0]
 
     def threshold(self, pattern: AlertPattern) -> int:
         """More than this many distinct values (SPLIT_ORDERS: orders) alert."""
-        if pattern == "ID_MANY_CONSIGNEES":
-            return self.consignees
-        return self.buyers if pattern == "ADDRESS_MANY_IDS" else 1
+        return _by_pattern(self)[pattern][1]
 
     def keep_ms(self, pattern: AlertPattern) -> int:
         """How long past a ticket's time ``pattern`` keeps it (and a mute past its end)."""
-        return self.window_ms(pattern) + self.lateness_ms
+        return _by_pattern(self)[pattern][2]
+
+
+@lru_cache(maxsize=8)
+def _by_pattern(rules: AlertRules) -> dict[str, tuple[int, int, int]]:
+    """Per pattern: its window, its threshold and how long it keeps a ticket (ms)."""
+    late = rules.lateness_ms
+    return {
+        "ID_MANY_CONSIGNEES": (
+            rules.consignees_window_ms,
+            rules.consignees,
+            rules.consignees_window_ms + late,
+        ),
+        "ADDRESS_MANY_IDS": (rules.buyers_window_ms, rules.buyers, rules.buyers_window_ms + late),
+        "SPLIT_ORDERS": (rules.split_window_ms, 1, rules.split_window_ms + late),
+    }
 
 
 class Seen(msgspec.Struct, array_like=True, gc=False):
@@ -134,6 +146,7 @@ class KeyState(msgspec.Struct, array_like=True, gc=False):
     seen: list[Seen] = msgspec.field(default_factory=list)
     orders: list[SmallOrder] = msgspec.field(default_factory=list)
     alerted: dict[str, int] = msgspec.field(default_factory=dict)
+    due: int | None = None  # its timer as written (next_expiry then), to move it
 
     def empty(self) -> bool:
         return not self.seen and not self.orders and not self.alerted
@@ -157,6 +170,17 @@ class _Point(NamedTuple):
     b: bytes
 
 
+# A decided ticket's values are normalised for its keys and again for the buyer key's counts;
+# a returning buyer's, every time: remembered, by the text as written.
+_normalised = lru_cache(maxsize=8192)(normalised)
+
+
+@lru_cache(maxsize=8192)
+def _value(text: str) -> bytes:
+    """The digest a key counts a value by."""
+    return digest(normalised(text))
+
+
 def _key(kind: KeyKind, value: str) -> bytes:
     return _TAGS[kind] + hashlib.blake2b(value.encode(), digest_size=_KEY_DIGEST_BYTES).digest()
 
@@ -165,8 +189,8 @@ def alert_keys(sighting: Sighting) -> list[tuple[KeyKind, bytes]]:
     """The keys a sighting counts on (a value that normalises to nothing has none)."""
     keys: list[tuple[KeyKind, bytes]] = []
     for kind, value in (
-        ("buyerIdNumber", normalised(sighting.buyer)),
-        ("consigneeAddress", normalised(sighting.address)),
+        ("buyerIdNumber", _normalised(sighting.buyer)),
+        ("consigneeAddress", _normalised(sighting.address)),
         ("consigneeTelephone", normalised_telephone(sighting.telephone)),
     ):
         if value:
@@ -200,7 +224,7 @@ def apply_sighting(
     alerts: list[Alert] = []
     changed = False
     if kind == "buyerIdNumber":
-        name, address = digest(normalised(sighting.consignee)), digest(normalised(sighting.address))
+        name, address = _value(sighting.consignee), _value(sighting.address)
         distinct: AlertPattern = "ID_MANY_CONSIGNEES"
         if _counts(rules, state, "SPLIT_ORDERS", at, until_ms) and sighting.dutiable <= (
             rules.single_limit
@@ -210,7 +234,7 @@ def apply_sighting(
                 changed = True
                 alerts += _alerts(rules, state, key, "SPLIT_ORDERS", now_ms)
     else:
-        name, address, distinct = digest(normalised(sighting.buyer)), b"", "ADDRESS_MANY_IDS"
+        name, address, distinct = _value(sighting.buyer), b"", "ADDRESS_MANY_IDS"
     if _counts(rules, state, distinct, at, until_ms) and _see(
         state.seen, name, address, at, ticket
     ):
@@ -278,7 +302,11 @@ def _crossing(
     times and ids, the count, the total), or None."""
     window_ms = rules.window_ms(pattern)
     if pattern == "SPLIT_ORDERS":
+        if sum(order.value for order in state.orders) <= rules.single_limit:
+            return None  # not even all of them together
         return _split(state.orders, window_ms, rules.single_limit)
+    if len(state.seen) <= rules.threshold(pattern):
+        return None  # not even all of them together
     points = sorted(
         {_Point(v.first_at, v.first, v.a, v.b) for v in state.seen}
         | {_Point(v.last_at, v.last, v.a, v.b) for v in state.seen}
@@ -396,27 +424,29 @@ def _patterns(kind: str) -> tuple[AlertPattern, ...]:
 
 def next_expiry(rules: AlertRules, state: KeyState) -> int | None:
     """When the next thing the key holds expires (None: nothing held)."""
-    times = []
+    due: int | None = None
     for pattern in _patterns(state.kind):
-        keep = rules.keep_ms(pattern)
         if pattern == "SPLIT_ORDERS":
-            held = [order.at for order in state.orders[:1]]
+            oldest = state.orders[0].at if state.orders else None
         else:
-            held = [min(value.first_at for value in state.seen)] if state.seen else []
-        if pattern in state.alerted:
-            held.append(state.alerted[pattern])
-        times += [at + keep for at in held]
-    return min(times) if times else None
+            oldest = min(value.first_at for value in state.seen) if state.seen else None
+        muted = state.alerted.get(pattern)
+        if muted is not None and (oldest is None or muted < oldest):
+            oldest = muted
+        if oldest is not None:
+            oldest += rules.keep_ms(pattern)
+            due = oldest if due is None or oldest < due else due
+    return due
 
 
 def apply_expiry(rules: AlertRules, state: KeyState, until_ms: int) -> AlertStep:
     """The key's timer fired: drop what expired by ``until_ms`` (the watermark)."""
-    before = msgspec.msgpack.encode(state)
+    before = msgspec.msgpack.encode(msgspec.structs.replace(state, due=None))
     for pattern in _patterns(state.kind):
         oldest = until_ms - rules.keep_ms(pattern)
         _drop(state, pattern, oldest)
         if state.alerted.get(pattern, oldest + 1) <= oldest:
             del state.alerted[pattern]
-    if msgspec.msgpack.encode(state) == before:
+    if msgspec.msgpack.encode(msgspec.structs.replace(state, due=None)) == before:
         return AlertStep(state, [], changed=False)
     return AlertStep(None if state.empty() else state, [], changed=True)

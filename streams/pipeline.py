@@ -616,7 +616,7 @@ class SandanPipeline:
         return ledger
 
     def _alert_due(self, key: bytes, value: bytes) -> int | None:
-        return next_expiry(self.alert_rules, _decode_key_state(value))
+        return _decode_key_state(value).due
 
     def _alert_key(self, partition: int, key: bytes) -> KeyState | None:
         """An alert key's state, read once per batch."""
@@ -624,7 +624,7 @@ class SandanPipeline:
         if read is None:
             stored = self.alerts.get(partition, key)
             state = _decode_key_state(stored) if stored is not None else None
-            due = next_expiry(self.alert_rules, state) if state is not None else None
+            due = state.due if state is not None else None
             read = self._batch.alert_keys[(partition, key)] = (state, due)
         return read[0]
 
@@ -658,8 +658,10 @@ class SandanPipeline:
             outputs.append(self.ledger.put(partition, buyer.encode(), _encoder.encode(ledger)))
         for partition, alert_key in sorted(self._batch.alerts_changed):
             state, before = self._batch.alert_keys[(partition, alert_key)]
+            due = None
+            if state is not None:
+                due = state.due = next_expiry(self.alert_rules, state)
             value = None if state is None else _encoder.encode(state)
-            due = None if state is None else next_expiry(self.alert_rules, state)
             outputs.append(self.alerts.put(partition, alert_key, value, due, before))
         return outputs
 
