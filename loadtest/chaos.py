@@ -18,12 +18,17 @@ exits (a transaction failed while the broker was away, say) is started again. Me
   the next waits until every partition's replicas are all in sync again;
 - workers coming and going rebalance the partitions each time.
 
-At the end every worker is left running until every expected decision is out, then the outputs
-are read with read_committed and checked: each ticket exactly its expected decisions (none
-lost, none twice, none wrong), every rejection exactly as planned, receipts exactly once (a
+The workers' alert settings are those the ground truth plans for (loadtest.driver.alert_env:
+windows longer than the run), so the plan says which pattern alerts must be raised, each once.
+
+At the end every worker is left running until every expected decision and alert is out, then
+the outputs are read with read_committed and checked: each ticket exactly its expected decisions
+(none lost, none twice, none wrong), every rejection exactly as planned, receipts exactly once (a
 document's 120 once, a decision's 399 once per document and revision, one 100 per rejection),
-and the buyer ledger's totals (its changelog) equal to the released dutiable values. The
-report (report.json, report.md) goes to ``reports/chaos-<time>/``; the exit code is 0 only if
+the buyer ledger's totals (its changelog) equal to the released dutiable values, and every
+alert as planned, exactly once (loadtest.verify.verify_alerts; a key one of whose tickets a
+broker restart moved is checked for exactly once only: at most one alert on it). The report
+(report.json, report.md) goes to ``reports/chaos-<time>/``; the exit code is 0 only if
 everything holds.
 """
 
@@ -58,15 +63,16 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     ResourceType,
 )
 
-from loadtest.driver import read_outputs
+from loadtest.driver import alert_env, decode_alert, read_outputs
 from loadtest.generator import generate
 from loadtest.processes import RunError, Worker, free_port, fresh_deployment
-from loadtest.truth import DEFAULT_MIX, Plan
-from loadtest.verify import verify
+from loadtest.truth import ALERT_WINDOW, DEFAULT_MIX, Plan, pattern_key
+from loadtest.verify import parse_iso_ms, verify, verify_alerts
+from schemas.alerts import ALERT_PATTERNS
 from schemas.receipts import CONTENT_TYPE_XML, decode_receipt
 from streams.ledger import BuyerLedger
 
-__all__ = ("main",)
+__all__ = ("main", "plan_for")
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER_SCRIPT = ROOT / "kafka" / "broker.sh"
@@ -406,6 +412,69 @@ def _receipt_problems(
     return problems
 
 
+def _check_alerts(
+    plan: Plan, decisions: list[Any], alerts: list[dict[str, Any]], moved: frozenset[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """The alerts read against the plan's (its keys each alerted once; a key's tickets' times
+    their decisions' firstSeenAt): the report's figures, and the mismatches.
+
+    A key one of whose tickets a broker restart moved (its revisions, so the values a pattern
+    saw, may differ from the plan's: a small order that was not, say), expected or named by an
+    alert naming a moved ticket, is checked for exactly once only: at most one alert on it (the
+    windows are longer than the run), none raised twice. Every other key and alert is checked
+    by loadtest.verify.verify_alerts, exactly."""
+    times: dict[str, int] = {}
+    for d in decisions:
+        first, ticket = parse_iso_ms(d.get("firstSeenAt")), d.get("ticketId")
+        if first is not None and isinstance(ticket, str):
+            times[ticket] = min(first, times.get(ticket, first))
+    keyed = [(_alert_key(alert), alert) for alert in alerts]
+    touched = {key for key, e in plan.alerts.items() if any(t.ticket in moved for t in e.tickets)}
+    touched |= {
+        key
+        for key, alert in keyed
+        if alert.get("pattern") in ALERT_PATTERNS and _named(alert) & moved
+    }
+    exact = [alert for key, alert in keyed if key not in touched]
+    loose: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+    for key, alert in keyed:
+        if key in touched:
+            loose[key].append(alert)
+    expected = {k: e for k, e in plan.alerts.items() if k not in touched}
+    check = verify_alerts(expected, exact, times, kinds=plan.kinds, window=ALERT_WINDOW)
+    problems = list(check.mismatches)
+    for key, found in sorted(loose.items()):
+        ids = Counter(str(a.get("alertId")) for a in found)
+        problems += [
+            f"alert {i} [moved tickets]: raised {n} times" for i, n in ids.items() if n > 1
+        ]
+        if len(ids) > 1:
+            problems.append(f"{key} [moved tickets]: {len(ids)} alerts, at most one expected")
+    figures = {
+        "expected": len(plan.alerts),
+        "expected_by_pattern": {
+            p: sum(e.pattern == p for e in plan.alerts.values()) for p in ALERT_PATTERNS
+        },
+        "planted": sum(e.planted for e in plan.alerts.values()),
+        "seen": len(alerts),
+        "keys_with_moved_tickets": len(touched & plan.alerts.keys()),
+        "alerts_on_them": sum(len(found) for found in loose.values()),
+        "checked": check.by_pattern,
+    }
+    return figures, problems
+
+
+def _alert_key(alert: dict[str, Any]) -> str:
+    """An alert's pattern and key, as truth.pattern_key names them."""
+    return pattern_key(*(str(alert.get(f)) for f in ("pattern", "keyKind", "keyDigest")))
+
+
+def _named(alert: dict[str, Any]) -> set[str]:
+    """The tickets an alert names as its evidence."""
+    tickets = alert.get("tickets")
+    return {t for t in tickets if isinstance(t, str)} if isinstance(tickets, list) else set()
+
+
 def _ledger_problems(changelog: list[Any], decisions: list[Any]) -> list[str]:
     released: dict[str, Decimal] = defaultdict(Decimal)
     for d in decisions:
@@ -427,15 +496,15 @@ def _ledger_problems(changelog: list[Any], decisions: list[Any]) -> list[str]:
 async def _wait_decided(
     env: dict[str, str], plan: Plan, partitions: int, window: float, limit: float
 ) -> bool:
-    """Until every expected decision is out (and then a few quiet seconds: anything that would
-    come twice comes now), read once from the start; or until none came for longer than a
-    window and its margins (a ticket whose documents a broker restart moved may have fewer
-    decisions than planned). Whether the decisions stopped within ``limit``."""
+    """Until every expected decision and alert is out (and then a few quiet seconds: anything
+    that would come twice comes now), read once from the start; or until none came for longer
+    than a window and its margins (a ticket whose documents a broker restart moved may have
+    fewer decisions than planned). Whether the decisions stopped within ``limit``."""
     prefix = env["SANDAN_TOPIC_PREFIX"]
-    wanted = sum(len(revisions) for revisions in plan.decisions.values())
+    wanted = sum(len(revisions) for revisions in plan.decisions.values()) + len(plan.alerts)
     start = {
         TopicPartition(f"{prefix}{topic}", p): 0
-        for topic in ("release", "divert")
+        for topic in ("release", "divert", "alert")
         for p in range(partitions)
     }
     deadline = time.monotonic() + limit
@@ -480,6 +549,14 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
+def plan_for(seed: int, rate: float, duration: float, window: float) -> Plan:
+    """The run's load and its ground truth: ``rate`` tickets/s for ``duration`` s, the
+    generator's default faults."""
+    return generate(
+        seed, int(rate * duration), rate=rate, window=window, settle=SETTLE, faults=DEFAULT_MIX
+    )
+
+
 async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     if args.nodes == 1:
@@ -507,14 +584,8 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             f"{args.window:g}s",
             min(args.nodes, 3),
         )
-        plan = generate(
-            args.seed,
-            int(args.rate * args.duration),
-            rate=args.rate,
-            window=args.window,
-            settle=SETTLE,
-            faults=DEFAULT_MIX,
-        )
+        env |= alert_env()  # the alerts the plan expects (loadtest.truth)
+        plan = plan_for(args.seed, args.rate, args.duration, args.window)
         fleet = Fleet(env, out, args.workers, tally)
         for name in fleet.names:
             fleet.start(name)
@@ -530,7 +601,7 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         stop.set()
         await supervisor
         prefix = env["SANDAN_TOPIC_PREFIX"]
-        topics = ["release", "divert", "rejected", "receipt", "sandan-ledger-changelog"]
+        topics = ["release", "divert", "rejected", "receipt", "alert", "sandan-ledger-changelog"]
         topics += ["order", "payment", "logistics"]
         seen = await _read_all(broker.address, [prefix + t for t in topics], args.partitions)
         replication = None
@@ -549,6 +620,9 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     inputs = [r for kind in ("order", "payment", "logistics") for r in seen[prefix + kind]]
     moved, delayed = _moved(plan, inputs)
     report = verify(plan, decisions, rejections, moved)
+    alerts, alert_problems = _check_alerts(
+        plan, decisions, [decode_alert(r.value) for r in seen[prefix + "alert"]], moved
+    )
     receipts = _receipt_problems(seen[prefix + "receipt"], decisions, rejections)
     ledger = _ledger_problems(seen[prefix + "sandan-ledger-changelog"], decisions)
     repeated = Counter((d["ticketId"], d["revision"]) for d in decisions)
@@ -581,16 +655,40 @@ async def _run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "wrong": len(report.mismatches) - len(lost),
         "rejections": {"expected": report.rejections_expected, "seen": report.rejections_seen},
         "receipts": len(seen[prefix + "receipt"]),
+        "alerts": alerts,
         "receipt_problems": receipts[:50],
         "ledger_problems": ledger[:50],
+        "alert_problems": alert_problems[:50],
         "mismatches": report.mismatches[:50],
         "drained": drained,
-        "ok": drained and report.ok and not receipts and not ledger,
+        "ok": drained and report.ok and not receipts and not ledger and not alert_problems,
     }
+
+
+def _alert_lines(alerts: dict[str, Any]) -> list[str]:
+    """The report's alerts: expected, checked and alerted keys by pattern."""
+    lines = [
+        f"Alerts (cbec.alert), each expected once (the workers' alert windows are longer than "
+        f"the run): {alerts['expected']} keys ({alerts['planted']} planted), {alerts['seen']} "
+        f"alerts read. Expected keys one of whose tickets a broker restart moved, checked for "
+        f"exactly once only: {alerts['keys_with_moved_tickets']} ({alerts['alerts_on_them']} "
+        "alerts on them or naming a moved ticket); the others checked exactly:",
+        "",
+        "| pattern | keys expected | checked exactly | of them alerted | alerts | unexpected |",
+        "|---|---|---|---|---|---|",
+    ]
+    for pattern, expected in alerts["expected_by_pattern"].items():
+        f = alerts["checked"].get(pattern, {})
+        lines.append(
+            f"| {pattern} | {expected} | {f.get('keys_expected', 0)} | "
+            f"{f.get('keys_alerted', 0)} | {f.get('alerts', 0)} | {f.get('unexpected', 0)} |"
+        )
+    return lines
 
 
 def _markdown(result: dict[str, Any]) -> str:
     restore = result["restore_seconds"]
+    alerts = result["alerts"]
     brokers = "the broker restarted under them"
     if result["nodes"] > 1:
         brokers = (
@@ -605,14 +703,17 @@ def _markdown(result: dict[str, Any]) -> str:
         "load with the generator's default faults.",
         "",
         "| tickets | kills (in a restore / empty data dir) | broker restarts (clean / SIGKILL) "
-        "| lost | duplicated | wrong | rejections | receipts | restore p50 / max s | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| lost | duplicated | wrong | rejections | receipts | alerts | restore p50 / max s "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {result['tickets']:,} | {result['kills']} ({result['kills_during_restore']} / "
         f"{result['restarts_with_empty_data_dir']}) | {result['broker_restarts']['clean']} / "
         f"{result['broker_restarts']['sigkill']} | {result['lost']} | {result['duplicated']} | "
         f"{result['wrong']} | {result['rejections']['seen']} of {result['rejections']['expected']}"
-        f" | {result['receipts']:,} | {restore['p50']} / {restore['max']} | "
-        f"{'OK' if result['ok'] else 'FAILED'} |",
+        f" | {result['receipts']:,} | {alerts['seen']} of {alerts['expected']} | "
+        f"{restore['p50']} / {restore['max']} | {'OK' if result['ok'] else 'FAILED'} |",
+        "",
+        *_alert_lines(alerts),
         "",
         f"Tickets whose documents a broker restart held unevenly, changing their gaps by more "
         f"than {SETTLE / 2:g} s (so a window's edge may have moved: checked for exactly once, "
@@ -651,7 +752,7 @@ def _markdown(result: dict[str, Any]) -> str:
             ),
             "",
         ]
-    for name in ("mismatches", "receipt_problems", "ledger_problems"):
+    for name in ("mismatches", "receipt_problems", "ledger_problems", "alert_problems"):
         if result[name]:
             lines += [f"{name}:", "", *(f"- {m}" for m in result[name]), ""]
     return "\n".join(lines)

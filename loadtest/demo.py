@@ -4,8 +4,14 @@ summarised (``make run``).
 It plans tickets with the generator (clean ones and every kind of fault) and sends them on
 schedule, in turn as JSON and as CEB XML messages straight to Kafka and, given a running gateway
 (``--gateway``), as JSON and XML through it (with a key it adds to the gateway's keys file). It
-reads what came out on ``release``, ``divert``, ``rejected`` and ``receipt``, checks every
-ticket against the ground truth and prints a summary.
+reads what came out on ``release``, ``divert``, ``rejected``, ``receipt`` and ``alert``, checks
+every ticket and every pattern alert against the ground truth (loadtest.verify, as the load test
+does) and prints a summary.
+
+The alerts are checked when the worker's settings (the ``SANDAN_*`` the demo reads too: ``make
+run`` gives both the same) let the ground truth hold: its thresholds, and windows longer than the
+demo (loadtest.driver.alert_settings_problems); with the truth's windows (driver.alert_env),
+each alert's ``windowSeconds`` is checked too.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import urllib.request
 from collections import Counter
 
 from loadtest.channels import Channel, plan_codes, send_plan
-from loadtest.driver import count_receipts, end_offsets, read_outputs
+from loadtest.driver import alert_settings_problems, count_receipts, end_offsets, read_outputs
 from loadtest.generator import generate
-from loadtest.truth import FaultMix
-from loadtest.verify import verify
+from loadtest.truth import ALERT_WINDOW, FaultMix
+from loadtest.verify import Report, verify
+from schemas.alerts import ALERT_PATTERNS
 from streams.cli import log_to_stderr, require_brokers, settings_or_exit
 from streams.settings import Settings
 from streams.topics import Topics
@@ -48,7 +55,7 @@ async def run_demo(
         faults=FaultMix.even(0.4),
     )
     topics = Topics(settings)
-    outputs = [topics.release, topics.divert, topics.rejected]
+    outputs = [topics.release, topics.divert, topics.rejected, topics.alert]
     start = await end_offsets(settings.brokers, outputs, settings.partitions)
     receipts_start = await end_offsets(settings.brokers, [topics.receipt], settings.partitions)
     channels = [Channel.KAFKA_JSON, Channel.KAFKA_XML]
@@ -57,9 +64,13 @@ async def run_demo(
         channels += [Channel.GATEWAY_JSON, Channel.GATEWAY_XML]
         api_key = await _demo_key(settings, gateway, plan_codes(plan))
     expected = sum(len(d) for d in plan.decisions.values()) + len(plan.rejections)
+    wait = window + 3 * SETTLE + 60  # for the decisions, once everything is sent
+    unfit = alert_settings_problems(settings, (plan.records[-1].at if plan.records else 0) + wait)
+    if not unfit:
+        expected += len(plan.alerts)
     print(
         f"demo: seed {seed}, {tickets} ticket slots, {len(plan.records)} records, "
-        f"window {window:g}s; sending..."
+        f"{len(plan.alerts)} alerts expected, window {window:g}s; sending..."
     )
     started = time.monotonic()
     sent = await send_plan(
@@ -67,13 +78,22 @@ async def run_demo(
     )
     took = time.monotonic() - started
     print(f"demo: sent in {took:.1f}s; waiting for the decisions (window {window:g}s)")
-    deadline = time.monotonic() + window + 3 * SETTLE + 60
+    deadline = time.monotonic() + wait
     seen = await read_outputs(settings.brokers, start, until=expected, deadline=deadline)
     receipts = await count_receipts(
         settings.brokers, receipts_start, deadline=time.monotonic() + 10
     )
     decisions = seen[topics.release] + seen[topics.divert]
-    report = verify(plan, decisions, seen[topics.rejected])
+    alerts = None if unfit else seen[topics.alert]
+    windows = (
+        settings.alert_consignees_window,
+        settings.alert_buyers_window,
+        settings.alert_split_window,
+    )
+    alert_window = ALERT_WINDOW if windows == (ALERT_WINDOW,) * 3 else None
+    report = verify(
+        plan, decisions, seen[topics.rejected], alerts=alerts, alert_window=alert_window
+    )
     print()
     print("  documents sent:  " + ", ".join(f"{n} {way}" for way, n in sent.items()))
     print()
@@ -92,6 +112,13 @@ async def run_demo(
     for status, n in sorted(by_status.items()):
         formats = ", ".join(f"{m} {f}" for (s, f), m in sorted(receipts.items()) if s == status)
         print(f"  {'':<16} {n:>6}    {status} {names.get(status, '')} ({formats})")
+    for line in alert_lines(topics.alert, report, len(seen[topics.alert]), unfit):
+        print(line)
+    if report.alerts_checked and alert_window is None:
+        print(
+            f"  (the worker's alert windows are not the ground truth's {ALERT_WINDOW:g}s but "
+            "longer than the demo: checked without their windowSeconds)"
+        )
     print()
     problems = list(report.mismatches)
     if by_status["100"] != len(seen[topics.rejected]):
@@ -102,13 +129,35 @@ async def run_demo(
         print(
             f"demo: all {report.tickets_expected} tickets decided as the ground truth says "
             f"({report.decisions_seen} decisions, {report.rejections_seen} rejections, "
-            f"a receipt for each rejection)"
+            f"a receipt for each rejection"
+            + (f", {report.alerts_seen} alerts as expected)" if report.alerts_checked else ")")
         )
         return 0
     print(f"demo: {len(problems)} mismatches with the ground truth, e.g.:")
     for line in problems[:10]:
         print(f"  - {line}")
     return 1
+
+
+def alert_lines(topic: str, report: Report, seen: int, unfit: list[str]) -> list[str]:
+    """The summary's alerts: by pattern, the keys expected (of them planted), the alerts seen,
+    and the mismatches (each mismatch line names its pattern); or why they were not checked."""
+    if not report.alerts_checked:
+        lines = [f"  {topic:<16} {seen:>6}  alerts, not checked: the settings are not the truth's:"]
+        return lines + [f"  {'':<16} {'':>6}    {reason}" for reason in unfit]
+    mismatches = report.mismatches[len(report.mismatches) - report.alert_mismatches :]
+    lines = [
+        f"  {topic:<16} {report.alerts_seen:>6}  alerts ({report.alert_keys_expected} expected, "
+        f"each once; {report.alert_mismatches} mismatches)"
+    ]
+    for pattern in ALERT_PATTERNS:
+        f = report.alerts_by_pattern.get(pattern, {})
+        wrong = sum(pattern in line for line in mismatches)
+        lines.append(
+            f"  {'':<16} {f.get('alerts', 0):>6}    {pattern} ({f.get('keys_expected', 0)} "
+            f"expected, {f.get('planted_keys', 0)} planted; {wrong} mismatches)"
+        )
+    return lines
 
 
 async def _demo_key(settings: Settings, gateway: str, codes: set[str]) -> str:

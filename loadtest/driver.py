@@ -2,6 +2,10 @@
 
 Open loop: each record is sent at its planned time (``speed`` scales the schedule), whatever
 the worker's pace, so a slow worker shows up as lag and latency, not as a slower load.
+
+A plan's expected alerts (``Plan.alerts``) hold for workers with the alert settings the ground
+truth plans for (loadtest.truth): :func:`alert_env` gives them to a run's workers, and
+:func:`alert_settings_problems` says why given settings would not do.
 """
 
 from __future__ import annotations
@@ -15,9 +19,19 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from loadtest.truth import Plan
+from loadtest.truth import ALERT_BUYERS, ALERT_CONSIGNEES, ALERT_WINDOW, Plan
+from matchers.limits import SINGLE_LIMIT
+from streams.settings import Settings
 
-__all__ = ("count_receipts", "end_offsets", "produce_plan", "read_outputs")
+__all__ = (
+    "alert_env",
+    "alert_settings_problems",
+    "count_receipts",
+    "decode_alert",
+    "end_offsets",
+    "produce_plan",
+    "read_outputs",
+)
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 _STATUS = re.compile(rb'<(?:[\w.-]+:)?returnStatus>([0-9-]+)<|"returnStatus":"([0-9-]+)"')
@@ -132,3 +146,51 @@ async def count_receipts(
     finally:
         await consumer.stop()
     return counts
+
+
+def alert_env() -> dict[str, str]:
+    """The ``SANDAN_ALERT_*`` settings a run gives its workers: the thresholds the ground truth
+    plans for, and every window ``truth.ALERT_WINDOW`` (longer than any run: one window)."""
+    window = f"{ALERT_WINDOW:.0f}"
+    return {
+        "SANDAN_ALERT_CONSIGNEES": str(ALERT_CONSIGNEES),
+        "SANDAN_ALERT_CONSIGNEES_WINDOW": window,
+        "SANDAN_ALERT_BUYERS": str(ALERT_BUYERS),
+        "SANDAN_ALERT_BUYERS_WINDOW": window,
+        "SANDAN_ALERT_SPLIT_WINDOW": window,
+    }
+
+
+def alert_settings_problems(settings: Settings, span: float) -> list[str]:
+    """Why workers with ``settings`` could raise other alerts than a plan's truth expects over
+    a run of at most ``span`` seconds (empty: exactly those): alerts off, other thresholds or
+    single limit, or a window not longer than the run. A window longer than the run but other
+    than ``truth.ALERT_WINDOW`` will do (the run is one window all the same)."""
+    problems = [] if settings.alerts else ["SANDAN_ALERTS is off"]
+    for name, value, truth in (
+        ("SANDAN_ALERT_CONSIGNEES", settings.alert_consignees, ALERT_CONSIGNEES),
+        ("SANDAN_ALERT_BUYERS", settings.alert_buyers, ALERT_BUYERS),
+        ("SANDAN_SINGLE_LIMIT", settings.single_limit, SINGLE_LIMIT),
+    ):
+        if value != truth:
+            problems.append(f"{name} is {value}, the ground truth's {truth}")
+    for name, window in (
+        ("SANDAN_ALERT_CONSIGNEES_WINDOW", settings.alert_consignees_window),
+        ("SANDAN_ALERT_BUYERS_WINDOW", settings.alert_buyers_window),
+        ("SANDAN_ALERT_SPLIT_WINDOW", settings.alert_split_window),
+    ):
+        if window <= span:
+            problems.append(f"{name} is {window:g}s, not longer than the run ({span:g}s)")
+    return problems
+
+
+def decode_alert(raw: bytes | None) -> dict[str, Any]:
+    """An alert record's JSON object; one that is not as ``{"unreadable": ...}`` (which the
+    verifier reports as malformed)."""
+    try:
+        value = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    return {"unreadable": (raw or b"")[:200].decode(errors="replace")}

@@ -9,7 +9,8 @@ It starts one worker and one gateway (``python -m streams gateway``) on a fresh 
 with a key for every enterprise code of the plans. Each phase plans its own tickets (a chunk of
 its own: no ticket or buyer shared), sends each record at its time (a record that does not
 decode goes straight to Kafka in every phase: the gateway would refuse it), waits until every
-decision and rejection is out, and verifies them. Request latency is measured from a request's
+decision, rejection and alert is out, and verifies them (the worker's alert settings are those the
+ground truth plans for, loadtest.driver.alert_env). Request latency is measured from a request's
 planned time to its answer, so a client that falls behind shows it. CPU and memory of the
 worker, the gateway, the broker and this driver are sampled every second. The report goes to
 ``reports/http-<time>/`` (report.json, report.md).
@@ -34,12 +35,12 @@ from aiokafka import AIOKafkaProducer
 
 from loadtest import ids
 from loadtest.channels import GATEWAY_ROUTES
-from loadtest.driver import MAX_REQUEST_BYTES, end_offsets, read_outputs
+from loadtest.driver import MAX_REQUEST_BYTES, alert_env, end_offsets, read_outputs
 from loadtest.generator import generate
 from loadtest.httpclient import PipelinedClient, prepare
 from loadtest.monitor import Monitor, broker_pid
 from loadtest.processes import RunError, Worker, free_port, fresh_deployment, stop, tail, wait_ready
-from loadtest.truth import DEFAULT_MIX, Plan, PlannedRecord
+from loadtest.truth import ALERT_WINDOW, DEFAULT_MIX, Plan, PlannedRecord
 from loadtest.verify import verify
 from schemas.codec import decode_document
 from schemas.errors import SchemaError
@@ -236,9 +237,10 @@ async def run_phase(
         chunk=index,
     )
     topics = Topics(settings)
-    outputs = [topics.release, topics.divert, topics.rejected]
+    outputs = [topics.release, topics.divert, topics.rejected, topics.alert]
     start = await end_offsets(settings.brokers, outputs, settings.partitions)
     expected = sum(len(d) for d in plan.decisions.values()) + len(plan.rejections)
+    expected += len(plan.alerts)
     name = "kafka" if via == "kafka" else f"gateway, {batch} per request"
     print(f"phase {name}: {plan.tickets} tickets, {len(plan.records)} records", flush=True)
     began = time.time()
@@ -254,7 +256,9 @@ async def run_phase(
     deadline = time.monotonic() + args.window + 120
     seen = await read_outputs(settings.brokers, start, until=expected, deadline=deadline)
     decisions = seen[topics.release] + seen[topics.divert]
-    report = verify(plan, decisions, seen[topics.rejected])
+    report = verify(
+        plan, decisions, seen[topics.rejected], alerts=seen[topics.alert], alert_window=ALERT_WINDOW
+    )
     stamps = sorted(d["decidedAt"] for d in decisions)
     last = _epoch(stamps[-1]) if stamps else sent
     # Decisions per minute while the load ran, warm-up (the first 5 s) excluded: the windows'
@@ -276,6 +280,9 @@ async def run_phase(
             "tickets_decided": report.tickets_decided,
             "rejections_expected": report.rejections_expected,
             "rejections_seen": report.rejections_seen,
+            "alerts_expected": report.alert_keys_expected,
+            "alerts_seen": report.alerts_seen,
+            "alert_mismatches": report.alert_mismatches,
             "mismatches": report.mismatches[:20],
         },
         "resources": _cpu(monitor, began + WARM_UP, began + args.duration),
@@ -297,9 +304,9 @@ def _markdown(run: dict[str, Any]) -> str:
         f"({os.cpu_count()} cores), default fault mix, window {run['window']:g} s.",
         "",
         "| phase | offered tickets/min | decided/min | requests | p50 ms | p95 ms"
-        " | p99 ms | max ms | verification | worker CPU % | gateway CPU % | broker CPU %"
+        " | p99 ms | max ms | verification | alerts | worker CPU % | gateway CPU % | broker CPU %"
         " | driver CPU % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in run["phases"]:
         r = p["requests"] or {}
@@ -315,13 +322,16 @@ def _markdown(run: dict[str, Any]) -> str:
             f" | {r.get('requests', '-')} | {r.get('p50_ms', '-')} | {r.get('p95_ms', '-')}"
             f" | {r.get('p99_ms', '-')} | {r.get('max_ms', '-')}"
             f" | {'OK' if v['ok'] else 'FAILED'} {v['tickets_decided']}/{v['tickets_expected']}"
+            f" | {v.get('alerts_seen', '-')}/{v.get('alerts_expected', '-')}"
             f" | {cpu('worker')} | {cpu('gateway')} | {cpu('broker')} | {cpu('driver')} |"
         )
     lines += [
         "",
         "decided/min: decisions made while the load ran, the first 5 s excluded. Request "
         "latency: from a request's planned time (1 per request) or its start (100 per request; "
-        "a document waits up to 100 ms for its batch before that) to its answer.",
+        "a document waits up to 100 ms for its batch before that) to its answer. alerts: "
+        "those read / the keys the ground truth expects an alert on, each once (each checked, "
+        "the verification includes them).",
         "",
     ]
     direct = [p for p in run["phases"] if p["phase"] == "kafka"]
@@ -413,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) / f"http-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True)
     env = fresh_deployment("http", args.brokers, args.partitions, f"{args.window:g}s")
+    env |= alert_env()  # the alerts the plans expect (loadtest.truth)
     return asyncio.run(_run(args, out, env))
 
 

@@ -46,12 +46,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from loadtest.ceiling import CeilingResult, CeilingSpec
+from loadtest.driver import alert_env
 from loadtest.monitor import Monitor, broker_pid
 from loadtest.openloop import AS_FAST_AS_POSSIBLE, MIXES, DriverSummary, LoadSpec, plan_all
 from loadtest.processes import RunError, Worker, stop, tail, wait_ready
 from loadtest.report import RunInfo, write_report
 from loadtest.results import AlertFiles, ShardFiles, read_outputs, verify_shards
-from loadtest.truth import ALERT_BUYERS, ALERT_CONSIGNEES, ALERT_WINDOW
+from loadtest.truth import ALERT_WINDOW
 from streams.settings import Settings
 from streams.topics import Topics, create_topics
 
@@ -135,18 +136,13 @@ async def delete_topics(brokers: str, names: list[str]) -> None:
 
 def _worker_env(spec: LoadSpec) -> dict[str, str]:
     """The workers' SANDAN_* settings for a run: the alerts' thresholds the plan expects, and
-    their windows longer than the run (loadtest.truth)."""
-    window = f"{ALERT_WINDOW:.0f}"
+    their windows longer than the run (loadtest.driver.alert_env)."""
     return {
         "SANDAN_BROKERS": spec.brokers,
         "SANDAN_TOPIC_PREFIX": spec.prefix,
         "SANDAN_PARTITIONS": str(spec.partitions),
         "SANDAN_WINDOW": f"{spec.window:g}",
-        "SANDAN_ALERT_CONSIGNEES": str(ALERT_CONSIGNEES),
-        "SANDAN_ALERT_CONSIGNEES_WINDOW": window,
-        "SANDAN_ALERT_BUYERS": str(ALERT_BUYERS),
-        "SANDAN_ALERT_BUYERS_WINDOW": window,
-        "SANDAN_ALERT_SPLIT_WINDOW": window,
+        **alert_env(),
     }
 
 

@@ -8,7 +8,9 @@ timeouts within the run) before the workers start, starts ``sandan worker`` (``-
 of them, sharing the partitions), and reads the
 outputs until every expected decision and rejection is there. Throughput is tickets decided
 per minute between the first and the last output's timestamp; the outputs are checked against
-the ground truth. The sustained, open-loop load test with latency is ``make loadtest``'s job.
+the ground truth, and so are the pattern alerts (the workers' alert settings are those the ground
+truth plans for, loadtest.driver.alert_env). The sustained, open-loop load test with latency is
+``make loadtest``'s job.
 
 With ``--garbage 0.1`` it drains the backlog twice (``--rounds`` times each, alternating): as
 planned, and with malformed records from the decoders' fuzzer making 10 % of the records, each
@@ -38,10 +40,11 @@ import orjson
 import psutil  # type: ignore[import-untyped]  # no stubs installed
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from loadtest.driver import alert_env, decode_alert
 from loadtest.fuzz import garbage
 from loadtest.generator import generate
 from loadtest.processes import Worker, free_port, fresh_deployment, stop
-from loadtest.truth import DEFAULT_MIX, ExpectedRejection, Plan
+from loadtest.truth import ALERT_WINDOW, DEFAULT_MIX, ExpectedRejection, Plan
 from loadtest.verify import verify
 from schemas.documents import DocType
 from streams.settings import Settings
@@ -63,6 +66,7 @@ BACKLOG_MIX = msgspec.structs.replace(
     unknown_document=0.0,
     ambiguous_waybill=0.0,
 )
+ALERT_QUIET = 10.0  # seconds without an output that end the wait for missing alerts
 
 
 async def _produce_all(settings: Settings, records: list[tuple[str, bytes | None, bytes]]) -> None:
@@ -78,14 +82,16 @@ async def _produce_all(settings: Settings, records: list[tuple[str, bytes | None
 
 
 async def _drain(
-    settings: Settings, expected: int, limit_s: float, workers: list[Worker]
-) -> tuple[list[tuple[str, int, bytes]], float]:
-    """The outputs, and the CPU seconds the workers spent from the first output to the last."""
+    settings: Settings, expected: int, limit_s: float, workers: list[Worker], alerts: int = 0
+) -> tuple[list[tuple[str, int, bytes]], list[bytes], float]:
+    """The outputs, the alerts (waited for until ``alerts`` came, or ALERT_QUIET seconds without
+    any), and the CPU seconds the workers spent from the first output to the last."""
     topics = Topics(settings)
     consumer = AIOKafkaConsumer(
         topics.release,
         topics.divert,
         topics.rejected,
+        topics.alert,
         bootstrap_servers=settings.brokers,
         isolation_level="read_committed",
         auto_offset_reset="earliest",
@@ -93,20 +99,35 @@ async def _drain(
     )
     await consumer.start()
     seen: list[tuple[str, int, bytes]] = []
+    raised: list[bytes] = []
     cpu_first: float | None = None
+    cpu_last: float | None = None  # when every decision and rejection is out
+    since = 0.0  # from then on, the last output's arrival (monotonic)
     end = time.monotonic() + limit_s
     try:
-        while len(seen) < expected and time.monotonic() < end:
+        while time.monotonic() < end:
+            if cpu_last is not None and (
+                len(raised) >= alerts or time.monotonic() - since >= ALERT_QUIET
+            ):
+                break
             for worker in workers:
                 worker.check()
             batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
             for tp, records in batch.items():
-                seen.extend((tp.topic, r.timestamp, r.value) for r in records)
+                if tp.topic == topics.alert:
+                    raised.extend(r.value for r in records)
+                else:
+                    seen.extend((tp.topic, r.timestamp, r.value) for r in records)
             if cpu_first is None and seen:
                 cpu_first = _cpu_s(workers)
+            if cpu_last is None and len(seen) >= expected:
+                cpu_last = _cpu_s(workers)
+            if batch:
+                since = time.monotonic()
     finally:
         await consumer.stop()
-    return seen, _cpu_s(workers) - (cpu_first or 0.0)
+    cpu = _cpu_s(workers) if cpu_last is None else cpu_last
+    return seen, raised, cpu - (cpu_first or 0.0)
 
 
 def _dashboard(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
@@ -150,7 +171,9 @@ class Measured(msgspec.Struct):
     worker_cpu_s: float  # from the first output to the last: the cost, whatever else runs
     tickets_per_cpu_s: float
     load: float  # the machine's 1-minute load average at the end: what else was running
-    mismatches: list[str]
+    mismatches: list[str]  # the alerts' too
+    alerts_expected: int = 0  # keys the ground truth expects an alert on, each once
+    alerts_seen: int = 0
 
 
 def _measure(
@@ -165,7 +188,8 @@ def _measure(
     """Produce ``records`` (document type, key, value) under a fresh prefix, drain them with
     ``args.workers`` workers (``settings_env`` on top of the deployment's settings, and a
     ``sandan dashboard`` scraping them if ``dashboard``), check the outputs against ``plan``."""
-    env = fresh_deployment("tp", args.brokers, args.partitions, "1h") | (settings_env or {})
+    env = fresh_deployment("tp", args.brokers, args.partitions, "1h") | alert_env()
+    env |= settings_env or {}
     settings = Settings.from_env(env)
     started = time.monotonic()
     asyncio.run(_produce_all(settings, [(settings.topic(k), key, v) for k, key, v in records]))
@@ -180,7 +204,8 @@ def _measure(
         ]
         page = _dashboard(env, Path(data)) if dashboard else None
         try:
-            seen, cpu_s = asyncio.run(_drain(settings, expected, 1800, workers))
+            drained = _drain(settings, expected, 1800, workers, len(plan.alerts))
+            seen, raised, cpu_s = asyncio.run(drained)
         finally:
             for worker in workers:
                 stop(worker.process)
@@ -188,7 +213,8 @@ def _measure(
     topics = Topics(settings)
     decisions = [orjson.loads(v) for t, _, v in seen if t in (topics.release, topics.divert)]
     rejections = [orjson.loads(v) for t, _, v in seen if t == topics.rejected]
-    report = verify(plan, decisions, rejections)
+    alerts = [decode_alert(value) for value in raised]
+    report = verify(plan, decisions, rejections, alerts=alerts, alert_window=ALERT_WINDOW)
     stamps = sorted(ts for _, ts, _ in seen)
     span_s = max((stamps[-1] - stamps[0]) / 1000, 1e-3) if stamps else float("nan")
     measured = Measured(
@@ -205,6 +231,8 @@ def _measure(
         tickets_per_cpu_s=round(report.tickets_decided / max(cpu_s, 1e-3)),
         load=round(os.getloadavg()[0], 1),
         mismatches=report.mismatches,
+        alerts_expected=report.alert_keys_expected,
+        alerts_seen=report.alerts_seen,
     )
     shown = msgspec.structs.replace(measured, mismatches=[])
     print(msgspec.json.encode(shown).decode(), flush=True)
@@ -322,13 +350,13 @@ def comparison_report(
         "the same stretch.",
         "",
         "| run | tickets decided | span (s) | tickets/min | worker CPU (s) "
-        "| tickets per CPU s | load average | mismatches |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| tickets per CPU s | load average | alerts seen / expected | mismatches |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     lines += [
         f"| {r.name} | {r.decided:,} | {r.span_s:.1f} | {r.tickets_per_minute:,.0f} "
         f"| {r.worker_cpu_s:.1f} | {r.tickets_per_cpu_s:,.0f} | {r.load:.1f} "
-        f"| {len(r.mismatches)} |"
+        f"| {r.alerts_seen:,} / {r.alerts_expected:,} | {len(r.mismatches)} |"
         for r in runs
     ]
     lines += [
@@ -376,13 +404,15 @@ def garbage_report(
         "from the first output to the last; worker CPU over the same stretch.",
         "",
         "| run | records | garbage | tickets decided | span (s) | tickets/min | records/min "
-        "| worker CPU (s) | tickets per CPU s | load average | mismatches |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| worker CPU (s) | tickets per CPU s | load average | alerts seen / expected "
+        "| mismatches |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     lines += [
         f"| {r.name} | {r.records:,} | {r.garbage:,} | {r.decided:,} | {r.span_s:.1f} "
         f"| {r.tickets_per_minute:,.0f} | {r.records_per_minute:,.0f} | {r.worker_cpu_s:.1f} "
-        f"| {r.tickets_per_cpu_s:,.0f} | {r.load:.1f} | {len(r.mismatches)} |"
+        f"| {r.tickets_per_cpu_s:,.0f} | {r.load:.1f} | {r.alerts_seen:,} / "
+        f"{r.alerts_expected:,} | {len(r.mismatches)} |"
         for r in runs
     ]
     lines += [

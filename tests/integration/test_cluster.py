@@ -29,6 +29,7 @@ def test_a_node_killed_and_restarted_under_load_loses_and_repeats_nothing(tmp_pa
     assert result["mismatches"] == []
     assert result["receipt_problems"] == []
     assert result["ledger_problems"] == []
+    assert result["alert_problems"] == []
     assert (result["lost"], result["duplicated"], result["wrong"]) == (0, 0, 0)
     assert result["replication"] == {
         "topics": len(Topics(Settings.from_env({})).all()),  # every topic sandan creates
