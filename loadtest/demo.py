@@ -116,8 +116,8 @@ async def run_demo(
         print(line)
     if report.alerts_checked and alert_window is None:
         print(
-            f"  (the worker's alert windows are not the ground truth's {ALERT_WINDOW:g}s but "
-            "longer than the demo: checked without their windowSeconds)"
+            f"  (the worker's alert windows are not the ground truth's {ALERT_WINDOW / 86400:g} "
+            "days but longer than the demo: checked without their windowSeconds)"
         )
     print()
     problems = list(report.mismatches)
