@@ -19,7 +19,6 @@ import pytest
 from loadtest import ids
 from loadtest.alerts import PlannedSighting, expected_alerts, key_digest, plan_sightings
 from loadtest.generator import generate
-from loadtest.openloop import LoadSpec
 from loadtest.report import _alerts_line, _alerts_table
 from loadtest.results import (
     AlertFiles,
@@ -33,7 +32,6 @@ from loadtest.results import (
     truth_frames,
     verify_shards,
 )
-from loadtest.run import _worker_env
 from loadtest.truth import (
     ALERT_BUYERS,
     ALERT_CONSIGNEES,
@@ -55,7 +53,6 @@ from loadtest.verify import (
 from schemas.alerts import normalised, normalised_telephone
 from streams.alerts import AlertRules, alert_keys, apply_sighting
 from streams.records import Sighting
-from streams.settings import Settings
 
 BUYER = "11010519491231002X"
 HOME = "北京市东城区中山路1号阳光花园1栋1单元101室"
@@ -547,27 +544,3 @@ def test_a_sharded_run_verifies_its_alerts(tmp_path: Path) -> None:
     [line] = report.mismatches  # the first alert was never read
     assert "no alert, expected one" in line
     assert sum(f["keys_alerted"] for f in report.alerts_by_pattern.values()) == len(every) - 1
-
-
-def test_a_run_gives_its_workers_the_alert_settings_it_plans_for(tmp_path: Path) -> None:
-    spec = LoadSpec(
-        brokers="127.0.0.1:9092",
-        prefix="lt-x.",
-        partitions=4,
-        rate=10,
-        duration=10,
-        seed=1,
-        mix="even",
-        window=10,
-        out=str(tmp_path),
-    )
-    settings = Settings.from_env(_worker_env(spec))
-    assert (settings.alert_consignees, settings.alert_buyers) == (ALERT_CONSIGNEES, ALERT_BUYERS)
-    assert settings.single_limit == Decimal(5000)
-    windows = (
-        settings.alert_consignees_window,
-        settings.alert_buyers_window,
-        settings.alert_split_window,
-    )
-    assert windows == (ALERT_WINDOW,) * 3
-    assert ALERT_WINDOW >= 30 * 86400  # far longer than any run: the run is one window
