@@ -100,6 +100,7 @@ __all__ = (
     "StoredDoc",
     "Ticket",
     "TicketBook",
+    "Unheld",
     "Written",
     "apply_document",
     "apply_outcome",
@@ -280,17 +281,29 @@ class Released(msgspec.Struct, array_like=True, gc=False):
         return holds(self.guids, guid_digest)
 
 
+class Unheld(msgspec.Struct, array_like=True, gc=False):
+    """Guids rejected where no ticket held their document (digests), remembered until
+    ``expires_ms``."""
+
+    guids: bytes
+    expires_ms: int
+
+
 class Group(msgspec.Struct, array_like=True, gc=False):
     """The tickets of one ``orderNo``, by platform code (``""`` for the waybill-only ticket),
-    and the released tickets remembered past their retention."""
+    the released tickets remembered past their retention, and the guids rejected where no
+    ticket held them (:class:`Unheld`): a change or delete of a document no ticket holds, so
+    that a redelivery, or the record consumed again after a crash, emits nothing again."""
 
     order_no: str
     tickets: dict[str, Ticket] = msgspec.field(default_factory=dict)
     released: list[Released] = msgspec.field(default_factory=list)
+    # Last, with a default: a group written before it existed decodes without it.
+    unheld: Unheld | None = None
 
     def empty(self) -> bool:
         """Nothing to keep: the group's stored value is deleted."""
-        return not self.tickets and not self.released
+        return not self.tickets and not self.released and self.unheld is None
 
 
 def next_due(group: Group) -> int | None:
@@ -298,6 +311,8 @@ def next_due(group: Group) -> int | None:
     or a released ticket forgotten."""
     times = [t.deadline_ms or t.expires_ms for t in group.tickets.values()]
     times += [r.expires_ms for r in group.released]
+    if group.unheld is not None:
+        times.append(group.unheld.expires_ms)
     return min(times) if times else None
 
 
@@ -474,6 +489,8 @@ class TicketBook:
         changed = self.on_timer(group, arrived_ms, now_ms)
         if any(doc.guid in t.guids for t in group.tickets.values()):
             return changed  # an exact redelivery: nothing happens, nothing is emitted
+        if group.unheld is not None and holds(group.unheld.guids, digest(doc.guid)):
+            return changed  # rejected before, when no ticket held its document
         if group.released:
             seen = digest(doc.guid)
             if any(entry.seen(seen) for entry in group.released):
@@ -503,7 +520,11 @@ class TicketBook:
                     ticket_id(ebp, group.order_no),
                     now_ms,
                 )
-                return changed or bool(ambiguous)
+                # No ticket remembers its guid: the group does, for the retention.
+                expires_ms = arrived_ms + self.rules.retention_ms
+                held = group.unheld.guids if group.unheld is not None else b""
+                group.unheld = Unheld(held + digest(doc.guid), expires_ms)
+                return True
             ticket = self._new_ticket(arrived_ms)
             group.tickets[ebp] = ticket
         if ticket.status == PENDING:
@@ -837,6 +858,9 @@ class TicketBook:
                 changed = True
         if any(entry.expires_ms <= until_ms for entry in group.released):
             group.released = [entry for entry in group.released if entry.expires_ms > until_ms]
+            changed = True
+        if group.unheld is not None and group.unheld.expires_ms <= until_ms:
+            group.unheld = None
             changed = True
         return changed
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -195,3 +196,20 @@ def test_a_moved_ticket_is_checked_for_exactly_once_only(plan: Plan, outputs: Ou
         f"{late} [late_document, moved]: never decided"
         in verify(plan, gone, rejections, moved).mismatches
     )
+
+
+def test_a_moved_tickets_rejection_planned_twice_may_be_seen_twice(
+    plan: Plan, outputs: Outputs
+) -> None:
+    """A redelivered draft is rejected each time: on a moved ticket, twice is right (the chaos
+    run flagged it as a duplicate), three times is not."""
+    decisions, rejections = outputs
+    planned = Counter((r.code, r.doc_type, r.guid) for r in plan.rejections)
+    code, doc_type, guid = next(k for k, n in planned.items() if k[0] == "DRAFT" and n == 2)
+    (ticket,) = {p.ticket_id for p in plan.records if guid.encode() in p.value}
+    assert ticket is not None
+    moved = frozenset({ticket})
+    assert verify(plan, decisions, rejections, moved).ok
+    draft = next(r for r in rejections if r["guid"] == guid)
+    lines = verify(plan, decisions, [*rejections, dict(draft)], moved).mismatches
+    assert lines == [f"rejection {code} {doc_type} guid {guid}: seen 3"]

@@ -31,11 +31,14 @@ def test_an_exact_redelivery_writes_and_emits_nothing(harness: PipelineHarness) 
     assert harness.feed("order", order, T0 + 1, KEY) == []
 
 
-def test_a_change_nobody_holds_is_rejected_and_writes_no_state(harness: PipelineHarness) -> None:
+def test_a_change_nobody_holds_is_rejected_once(harness: PipelineHarness) -> None:
+    """Its guid is remembered on its orderNo (a small group): consumed again, after a crash, it
+    is an exact redelivery."""
     change = as_bytes(payment_dict(appType="2"))
     out = harness.feed("payment", change, T0, KEY)
-    assert topics(out) == ["cbec.receipt", "cbec.rejected"]
+    assert topics(out) == ["cbec.receipt", "cbec.rejected", f"cbec.{CHANGELOG}"]
     assert json.loads(on(out, "rejected")[0].value or b"")["code"] == "UNKNOWN_DOCUMENT"
+    assert harness.feed("payment", change, T0 + 1, KEY) == []
 
 
 def test_an_outcome_for_a_revision_no_longer_pending_writes_nothing(

@@ -29,6 +29,7 @@ from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
 from schemas.outputs import Decision, Rejection, Source
 from schemas.receipts import Addressed, concluded
+from streams.digests import digest
 from streams.intake import Incoming, Origin, validate
 from streams.ledger import BuyerLedger, decide
 from streams.records import LedgerRequest, Outcome
@@ -40,6 +41,7 @@ from streams.tickets import (
     Rules,
     Step,
     Ticket,
+    Unheld,
     apply_document,
     apply_outcome,
     apply_timer,
@@ -753,15 +755,19 @@ def test_change_or_delete_of_an_unknown_document(kind: str, app_type: str) -> No
     record = BUILDERS[kind](guid=guid(1), appType=app_type, appTime="20261124120000")
     # no ticket at all
     assert codes(driver.send(kind, record, T0)) == ["UNKNOWN_DOCUMENT"]
-    assert driver.group() is None
+    group = driver.group()
+    assert group is not None
+    assert group.tickets == {}
+    assert group.unheld == Unheld(digest(guid(1)), T0 + RULES.retention_ms)  # its guid only
     # a ticket without that document
     other = "payment" if kind == "order" else "order"
     driver.send(other, BUILDERS[other](), T0 + 1000)
+    record = BUILDERS[kind](guid=guid(2), appType=app_type, appTime="20261124120000")
     rejection = only_rejection(driver.send(kind, record, T0 + 2000))
     assert (rejection.code, rejection.docType, rejection.guid) == (
         "UNKNOWN_DOCUMENT",
         kind,
-        guid(1),
+        guid(2),
     )
 
 
@@ -830,14 +836,15 @@ def test_an_exact_redelivery_emits_nothing_at_any_stage() -> None:
 
 
 def test_a_redelivered_rejected_record_emits_nothing_the_second_time() -> None:
-    """Only drafts are stateless (rejected again); any other record's guid is seen on its ticket."""
+    """Only drafts are stateless (rejected again); any other record's guid is seen on its ticket,
+    or, rejected where no ticket held its document, on its orderNo for the retention (a record
+    consumed again after a crash is such a redelivery)."""
     driver = Driver()
     unknown = payment_dict(guid=guid(1), appType="2", appTime="20261124120000")
-    # no ticket at all: nothing can remember the guid, so it is rejected again
     assert codes(driver.send("payment", unknown, T0)) == ["UNKNOWN_DOCUMENT"]
-    assert codes(driver.send("payment", unknown, T0)) == ["UNKNOWN_DOCUMENT"]
+    assert driver.send("payment", unknown, T0) == []
     driver.order(T0)
-    assert codes(driver.send("payment", unknown, T0 + 1)) == ["UNKNOWN_DOCUMENT"]
+    assert driver.send("payment", unknown, T0 + 1) == []
     assert driver.send("payment", unknown, T0 + 2) == []
     stale = order_dict(guid=guid(2), appType="2", appTime="20261124111500")
     duplicate = order_dict(guid=guid(3))
@@ -849,9 +856,19 @@ def test_a_redelivered_rejected_record_emits_nothing_the_second_time() -> None:
     released = order_dict(guid=guid(4), appType="3", appTime="20261124120000")
     assert codes(driver.send("order", released, T0 + 7)) == ["TICKET_RELEASED"]
     assert driver.send("order", released, T0 + 8) == []
-    assert codes(driver.out) == ["UNKNOWN_DOCUMENT"] * 3 + ["STALE", "DUPLICATE", "RELEASE"] + [
-        "TICKET_RELEASED"
-    ]
+    expected = ["UNKNOWN_DOCUMENT", "STALE", "DUPLICATE", "RELEASE", "TICKET_RELEASED"]
+    assert codes(driver.out) == expected
+
+
+def test_a_guid_rejected_where_no_ticket_held_it_is_forgotten_after_the_retention() -> None:
+    driver = Driver()
+    unknown = payment_dict(guid=guid(1), appType="3", appTime="20261124120000")
+    assert codes(driver.send("payment", unknown, T0)) == ["UNKNOWN_DOCUMENT"]
+    retention = RULES.retention_ms
+    assert driver.send("payment", unknown, T0 + retention - 1) == []
+    driver.tick(T0 + retention)
+    assert driver.groups == {}  # nothing left to keep
+    assert codes(driver.send("payment", unknown, T0 + retention + 1)) == ["UNKNOWN_DOCUMENT"]
 
 
 # -- changes, deletes, re-decisions -----------------------------------------------------------
