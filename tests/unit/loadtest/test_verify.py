@@ -206,6 +206,7 @@ def test_a_moved_tickets_rejection_planned_twice_may_be_seen_twice(
     decisions, rejections = outputs
     planned = Counter((r.code, r.doc_type, r.guid) for r in plan.rejections)
     code, doc_type, guid = next(k for k, n in planned.items() if k[0] == "DRAFT" and n == 2)
+    assert guid is not None
     (ticket,) = {p.ticket_id for p in plan.records if guid.encode() in p.value}
     assert ticket is not None
     moved = frozenset({ticket})
