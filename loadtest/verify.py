@@ -42,11 +42,11 @@ from loadtest.truth import (
 )
 from matchers.limits import SINGLE_LIMIT
 from schemas.alerts import ALERT_PATTERNS
+from streams.timefmt import iso_ms
 
 __all__ = (
     "AlertCheck",
     "Report",
-    "iso_ms",
     "parse_iso_ms",
     "perfect_alerts",
     "perfect_outputs",
@@ -96,12 +96,6 @@ class AlertCheck(msgspec.Struct, kw_only=True):
     alerts_seen: int
     by_pattern: dict[str, dict[str, int]]
     mismatches: list[str]
-
-
-def iso_ms(epoch_ms: int) -> str:
-    """ISO-8601 UTC with milliseconds, as the contract writes times."""
-    moment = _EPOCH + epoch_ms * _MS
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
 def parse_iso_ms(text: object) -> int | None:

@@ -372,18 +372,24 @@ def _split(
     return best
 
 
-def _drop(state: KeyState, pattern: AlertPattern, until: int) -> None:
-    """Forget what ``pattern`` holds of tickets up to ``until`` (muted, or expired)."""
+def _drop(state: KeyState, pattern: AlertPattern, until: int) -> bool:
+    """Forget what ``pattern`` holds of tickets up to ``until`` (muted, or expired); whether
+    anything was."""
     if pattern == "SPLIT_ORDERS":
-        state.orders = [order for order in state.orders if order.at > until]
-        return
-    kept = []
+        kept_orders = [order for order in state.orders if order.at > until]
+        dropped = len(kept_orders) != len(state.orders)
+        state.orders = kept_orders
+        return dropped
+    kept, dropped = [], False
     for value in state.seen:
-        if value.last_at > until:
-            if value.first_at <= until:
-                value.first_at, value.first = value.last_at, value.last
-            kept.append(value)
+        if value.first_at <= until:
+            dropped = True
+            if value.last_at <= until:
+                continue
+            value.first_at, value.first = value.last_at, value.last
+        kept.append(value)
     state.seen = kept
+    return dropped
 
 
 def _alert(
@@ -441,12 +447,13 @@ def next_expiry(rules: AlertRules, state: KeyState) -> int | None:
 
 def apply_expiry(rules: AlertRules, state: KeyState, until_ms: int) -> AlertStep:
     """The key's timer fired: drop what expired by ``until_ms`` (the watermark)."""
-    before = msgspec.msgpack.encode(msgspec.structs.replace(state, due=None))
+    changed = False
     for pattern in _patterns(state.kind):
         oldest = until_ms - rules.keep_ms(pattern)
-        _drop(state, pattern, oldest)
+        changed |= _drop(state, pattern, oldest)
         if state.alerted.get(pattern, oldest + 1) <= oldest:
             del state.alerted[pattern]
-    if msgspec.msgpack.encode(msgspec.structs.replace(state, due=None)) == before:
+            changed = True
+    if not changed:
         return AlertStep(state, [], changed=False)
     return AlertStep(None if state.empty() else state, [], changed=True)

@@ -42,7 +42,6 @@ from loadtest.truth import (
     pattern_key,
 )
 from loadtest.verify import (
-    iso_ms,
     parse_iso_ms,
     perfect_alerts,
     perfect_outputs,
@@ -53,6 +52,7 @@ from loadtest.verify import (
 from schemas.alerts import normalised, normalised_telephone
 from streams.alerts import AlertRules, alert_keys, apply_sighting
 from streams.records import Sighting
+from streams.timefmt import iso_ms
 
 BUYER = "11010519491231002X"
 HOME = "北京市东城区中山路1号阳光花园1栋1单元101室"
