@@ -3,8 +3,9 @@
 Every document applied gets ``120``, every rejection ``100`` with its code, every decision a
 ``399`` to the sender of each document it decided on; an exact redelivery gets nothing. A
 document that came as a node of an XML message gets its receipts as XML, keyed by the
-message's ``copCode``. The stage is driven by tests/unit/streams/test_tickets.py's Driver,
-which also decides the ledger's requests as the pipeline does.
+message's ``copCode``. The pipeline is driven by tests/unit/streams/test_tickets.py's Driver,
+which decodes the receipts it produces on ``cbec.receipt`` (the sender from the record's key,
+XML or JSON from its content-type) and checks that each encodes to the record's bytes again.
 """
 
 from __future__ import annotations

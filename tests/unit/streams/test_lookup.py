@@ -3,8 +3,9 @@ group or buyer ledger with personal data masked (streams.lookup), the committed-
 (streams.store.Store.committed), and answering on any worker: locally, forwarded to the owner
 once, or 503 (streams.owners), over real sockets with the group's description faked.
 
-The tickets are driven by tests/unit/streams/test_tickets.py's Driver (window 10 s, retention 100 s,
-released horizon 1,000 s); T0 is 2026-11-24T03:20:00.000Z.
+The tickets are driven by tests/unit/streams/test_tickets.py's Driver (SandanPipeline on temporary
+stores, the groups read as they were committed; window 10 s, retention 100 s, released horizon
+1,000 s); T0 is 2026-11-24T03:20:00.000Z.
 """
 
 from __future__ import annotations

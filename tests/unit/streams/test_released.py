@@ -3,9 +3,9 @@
 After its release, and after its own state is forgotten at retention, until the released
 horizon: a document resent for it (a new guid) is rejected ``DUPLICATE`` (appType 1) or
 ``TICKET_RELEASED`` (2, 3), with a receipt ``100``, and makes no ticket, timer or decision; an
-exact redelivery does nothing. Driven by tests/unit/streams/test_tickets.py's Driver (window 10 s,
-retention 100 s, released horizon 1,000 s), then through SandanPipeline on a temporary
-directory: across a restart, and from the changelog alone.
+exact redelivery does nothing. Driven by tests/unit/streams/test_tickets.py's Driver (SandanPipeline
+on temporary stores; window 10 s, retention 100 s, released horizon 1,000 s), then by a
+PipelineHarness of its own: across a restart, and from the changelog alone.
 """
 
 from __future__ import annotations

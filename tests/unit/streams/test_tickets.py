@@ -1,19 +1,20 @@
-"""The ticket stage's pure steps (streams.tickets.apply_document, apply_outcome, apply_timer),
-driven as the pipeline drives them, in one partition.
+"""The ticket stage (streams.tickets: apply_document, apply_outcome, apply_timer) as the
+pipeline drives it, with the buyer ledger.
 
-:class:`Driver` turns document dicts into records, runs intake's ``validate`` (SCHEMA, DRAFT),
-applies the rest to the ``Group`` of their ``orderNo``, simulates the buyer ledger with
-``streams.ledger.decide`` and feeds its outcome back through ``on_outcome``. Groups, ledger
-requests, outcomes and buyer ledgers go through a msgpack round trip between every step, as the
-engine stores and ships them; the documents a step writes and deletes are kept by their keys,
-and after every step each group's documents are exactly the ones its tickets hold. Times are
-the worker's clock (``now_ms``); the window is 10 s, retention 100 s and the released horizon
-1,000 s.
+:class:`Driver` feeds document dicts as consumer records, timer ticks and the ledger's
+settlements to streams.pipeline.SandanPipeline on RocksDB stores in a temporary directory (one
+worker owning every partition, or two exchanging their ledger requests and outcomes: see its
+docstring), decodes the decisions, rejections and receipts it produces, and reads the groups,
+documents and buyer ledgers it committed; after every step it checks that the documents stored
+are exactly the ones the groups' tickets hold. Times are the worker's clock (``now_ms``); the
+window is 10 s, retention 100 s and the released horizon 1,000 s (the pipeline's settings,
+``rules_env``). A few tests call a pure step on a group read from the Driver.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -27,29 +28,31 @@ from matchers import RULES_VERSION, Limits
 from schemas.codec import decode_document, encode_json
 from schemas.documents import DocType, Document
 from schemas.fields import enc_hook
+from schemas.keys import murmur2_partition
 from schemas.outputs import Decision, Rejection, Source
-from schemas.receipts import Addressed, concluded
+from schemas.receipts import Addressed, decode_receipt, encode_receipt
 from streams.digests import digest
-from streams.intake import Incoming, Origin, validate
-from streams.ledger import BuyerLedger, decide
-from streams.records import LedgerRequest, Outcome
+from streams.hops import hop_headers
+from streams.intake import Incoming, Origin
+from streams.ledger import BuyerLedger
+from streams.records import LedgerRequest, Outcome, Record
+from streams.records import Output as Produced
 from streams.tickets import (
     DocumentReader,
-    Emit,
     Group,
     KeyedRejection,
     Rules,
-    Step,
     Ticket,
     Unheld,
-    apply_document,
     apply_outcome,
     apply_timer,
     document_key,
+    is_document_key,
     next_due,
 )
 from streams.timefmt import iso_ms
 from tests.factories import as_bytes, logistics_dict, order_dict, payment_dict
+from tests.unit.streams.harness import PARTITIONS, Workers
 
 RULES = Rules(
     window_ms=10_000,
@@ -75,14 +78,17 @@ G_ORDER = "6F1E7C7A-8B1D-4E7E-9B4A-0C2D7E1F3A01"
 G_PAYMENT = "6F1E7C7A-8B1D-4E7E-9B4A-0C2D7E1F3A02"
 G_LOGISTICS = "6F1E7C7A-8B1D-4E7E-9B4A-0C2D7E1F3A03"
 BUYER = "440305198012262283"
+HOME = murmur2_partition(ORDER_NO.encode(), PARTITIONS)  # 1: the example ticket's partition
+BUYER_PARTITION = murmur2_partition(BUYER.encode(), PARTITIONS)  # 2: its buyer ledger's
 TOPICS = {"order": "cbec.order", "payment": "cbec.payment", "logistics": "cbec.logistics"}
 BUILDERS = {"order": order_dict, "payment": payment_dict, "logistics": logistics_dict}
 
 _ENCODER = msgspec.msgpack.Encoder(enc_hook=enc_hook)
 _GROUP = msgspec.msgpack.Decoder(Group)
 _REQUEST = msgspec.msgpack.Decoder(LedgerRequest)
-_OUTCOME = msgspec.msgpack.Decoder(Outcome)
 _LEDGER = msgspec.msgpack.Decoder(BuyerLedger)
+_DECISION = msgspec.json.Decoder(Decision)
+_REJECTION = msgspec.json.Decoder(Rejection)
 
 Output = Decision | KeyedRejection
 _DEFAULT_KEY = ORDER_NO.encode()
@@ -101,24 +107,89 @@ def at(ms: int) -> str:
 # -- the driver ---------------------------------------------------------------------------
 
 
-class Driver:
-    """Feeds records, timers and the ledger's outcomes to the ticket stage's steps, in one
-    partition.
+def rules_env(rules: Rules) -> dict[str, str]:
+    """The settings (environment) a pipeline decides by ``rules`` with; the alerts on only
+    with ``rules.sightings`` (off in :data:`RULES`: no test here reads an alert)."""
+    return {
+        "SANDAN_WINDOW": f"{rules.window_ms / 1000}s",
+        "SANDAN_RETENTION": f"{rules.retention_ms / 1000}s",
+        "SANDAN_RELEASED_HORIZON": f"{rules.released_horizon_ms / 1000}s",
+        "SANDAN_SINGLE_LIMIT": str(rules.limits.single_limit),
+        "SANDAN_ANNUAL_LIMIT": str(rules.limits.annual_limit),
+        "SANDAN_MAX_DOCUMENT_BYTES": str(rules.max_document_bytes),
+        "SANDAN_DOCUMENT_STATE": "inline" if rules.inline_documents else "separate",
+        "SANDAN_ALERTS": "on" if rules.sightings else "off",
+    }
 
-    With ``auto_ledger`` every LedgerRequest is decided at once (same ``now_ms``); without it
-    the requests wait in :attr:`requests` until :meth:`settle`.
+
+class Driver:
+    """Feeds records, timer ticks and the ledger's settlements to the pipeline
+    (streams.pipeline.SandanPipeline, on RocksDB stores in a temporary directory: see
+    tests/unit/streams/harness.py's :class:`Workers`), and reads back what it produced and
+    what it committed.
+
+    Everything goes through the pipeline; the Driver only translates. A record is a consumer
+    record on ``cbec.{order,payment,logistics}`` partition 0 at offset 1, 2, ..., appended at
+    ``now_ms`` and consumed in one committed step at that time (its timers due included); a
+    document of an XML message (``origin``) comes as the hop a worker that read the message
+    sends its ticket's owner on ``sandan-repartition`` (streams/hops.py: the node's JSON, the
+    message's copCode, guid and node in the headers), the one way in for a node at a given
+    position without the message's other nodes (a lone worker would have read the message
+    itself; reading XML is tests/unit/streams/test_intake.py's and
+    test_pipeline_formats.py's). :meth:`tick` is a step without records. The decisions
+    (``cbec.release``/``cbec.divert``) and rejections (``cbec.rejected``, with the record's
+    key) produced are decoded into :attr:`out`, the receipts (``cbec.receipt``: the sender
+    from the key, XML or JSON from the content-type) into :attr:`receipts`, each checked to
+    encode to the record's bytes again; the groups, documents and buyer ledgers are read from
+    the committed stores (:meth:`group`, :meth:`raw`, :meth:`stored`, :meth:`ledger`,
+    :attr:`groups`).
+
+    The buyer ledger: with ``auto_ledger`` one worker owns every partition, so the pipeline
+    decides each ledger request in the step that made it (as a lone worker does). Without it
+    there are two workers: the buyer's (it owns only ``BUYER_PARTITION``, 2, the partition of
+    :data:`BUYER`) and the tickets' (every other partition: the example ticket's ``HOME``, 1,
+    ``SO20261124000999``'s 0, the inputs' 0); no worker owns every partition, so each request
+    comes out on ``sandan-ledger``, and waits in :attr:`requests` until :meth:`settle` hands
+    them, one at a time in order, to the buyer's worker, whose outcome goes back on
+    ``sandan-outcomes`` to the ticket's (a remote hop both ways). Any other internal record
+    (a hop to a ticket on the other worker: an orderNo of partition 2) is consumed at once.
+
+    ``rules`` are what the pipeline decides by: given to it as settings (:func:`rules_env`:
+    SANDAN_WINDOW, SANDAN_RETENTION, SANDAN_RELEASED_HORIZON, the limits, ...) and checked to
+    be the Rules it made of them (:attr:`rules`).
+
+    After every call the state is checked: the documents stored (the store's document keys,
+    in every partition) are exactly those the groups' tickets hold, each the bytes of a
+    document of its kind and guid; the changelog wrote each document version once and deleted
+    only what was stored; every group and buyer ledger read from the store encodes back to
+    the same bytes; no record was set aside as ``INTERNAL`` and no ledger request was decided
+    twice (the pipeline's counts). What the pipeline makes moot is not checked: msgpack round
+    trips of ledger requests and outcomes (it encodes, produces and decodes them itself).
+
+    The pipelines come from harness.py's pool: :meth:`close`, or dropping the Driver, gives
+    them back, wiped, to the next Driver; they are closed, and their directory removed, at exit.
     """
 
     def __init__(self, *, auto_ledger: bool = True, rules: Rules = RULES) -> None:
-        self.rules = rules
+        owned = (
+            [set(range(PARTITIONS))]
+            if auto_ledger
+            else [set(range(PARTITIONS)) - {BUYER_PARTITION}, {BUYER_PARTITION}]
+        )
+        self.workers = Workers(owned, rules_env(rules), hold_ledger=not auto_ledger)
+        self._closed = weakref.finalize(self, self.workers.close)
+        self.rules = self.workers.workers[0].pipeline.rules
+        assert self.rules == rules, (self.rules, rules)  # the settings say what rules say
         self.auto_ledger = auto_ledger
-        self.groups: dict[str, bytes] = {}
-        self.documents: dict[bytes, bytes] = {}  # by document_key
-        self.ledgers: dict[str, bytes] = {}
-        self.requests: list[bytes] = []
+        self.topics = self.workers.topics
         self.out: list[Output] = []
         self.receipts: list[Addressed] = []  # apart from `out`: tests/unit/schemas/test_receipts.py
         self.offset = 0
+        self._documents: set[bytes] = set()  # the document keys the changelog wrote, not deleted
+
+    def close(self) -> None:
+        """Give the pipelines back (also when the Driver is dropped)."""
+        self._closed()
 
     # records
 
@@ -132,23 +203,21 @@ class Driver:
     ) -> list[Output]:
         """One record on ``cbec.{doc_type}`` (``origin``: as a node of an XML message); returns
         what it caused (ledger included)."""
-        start = len(self.out)
         value = document if isinstance(document, bytes) else as_bytes(document)
         self.offset += 1
         key = _DEFAULT_KEY if key is KEEP else key
-        source = Source(TOPICS[doc_type], 0, self.offset, now_ms)
-        incoming = Incoming(doc_type, key, value, source, origin)  # type: ignore[arg-type]
-        result = validate(incoming, self.rules.max_document_bytes)
-        if isinstance(result, Rejection):
-            self.out.append(KeyedRejection(key, result))
+        topic = TOPICS[doc_type]
+        if origin is None:
+            record = Record(topic, 0, self.offset, now_ms, key, value)
         else:
-            group = self._load(result.orderNo)
-            stored = self.stored(result.orderNo)
-            step = apply_document(self.rules, 0, group, stored, incoming, result, now_ms)
-            self._save(group, step)
-        if self.auto_ledger:
-            self.settle(now_ms)
-        return self.out[start:]
+            order_no = json.loads(value)["orderNo"].encode()
+            source = Source(topic, 0, self.offset, now_ms)
+            incoming = Incoming(doc_type, key, value, source, origin)  # type: ignore[arg-type]
+            headers = tuple(hop_headers(incoming))
+            partition = murmur2_partition(order_no, PARTITIONS)
+            hop = self.topics.repartition
+            record = Record(hop, partition, self.offset, now_ms, order_no, value, headers)
+        return self._take(self.workers.consume(record, now_ms))
 
     def order(self, now_ms: int, key: bytes | None = KEEP, **overrides: Any) -> list[Output]:
         return self.send("order", order_dict(**overrides), now_ms, key)
@@ -168,50 +237,44 @@ class Driver:
     # timers and the ledger
 
     def tick(self, now_ms: int) -> list[Output]:
-        start = len(self.out)
-        for order_no in list(self.groups):
-            group = self._load(order_no)
-            step = apply_timer(self.rules, 0, group, self.stored(order_no), now_ms, now_ms)
-            self._save(group, step)
-        if self.auto_ledger:
-            self.settle(now_ms)
-        return self.out[start:]
+        """A step of every worker at ``now_ms``, without records: the timers due."""
+        return self._take(self.workers.tick(now_ms))
 
     def settle(self, now_ms: int) -> list[Output]:
-        """Decide the waiting ledger requests in order and return their outcomes."""
-        start = len(self.out)
-        while self.requests:
-            request = _REQUEST.decode(self.requests.pop(0))
-            ledger = self.ledger(request.buyer)
-            decided = decide(ledger, request, self.rules.limits.annual_limit, now_ms)
-            assert decided is not None  # each request once
-            decision, outcome = decided
-            encoded = _ENCODER.encode(ledger)
-            assert _LEDGER.decode(encoded) == ledger
-            self.ledgers[request.buyer] = encoded
-            self.out.append(decision)
-            self.receipts += concluded(decision, request.addressees, now_ms)
-            outcome = _OUTCOME.decode(_ENCODER.encode(outcome))
-            group = self._load(outcome.order_no)
-            stored = self.stored(outcome.order_no)
-            partition = request.ticket_partition
-            step = apply_outcome(self.rules, partition, group, stored, outcome, now_ms, 0)
-            self._save(group, step)
-        return self.out[start:]
+        """Hand the waiting ledger requests to the buyer's worker, in order, at ``now_ms``;
+        return what they caused (the decisions, and what their outcomes replayed)."""
+        return self._take(self.workers.settle(now_ms))
 
-    # state
+    @property
+    def requests(self) -> list[bytes]:
+        """The ledger requests waiting (``sandan-ledger`` values: msgpack LedgerRequest)."""
+        return [output.value or b"" for output in self.workers.held]
+
+    # state (committed)
 
     def group(self, order_no: str = ORDER_NO) -> Group | None:
-        stored = self.groups.get(order_no)
-        return None if stored is None else _GROUP.decode(stored)
+        worker, partition = self.workers.owner_of(order_no)
+        return worker.pipeline.committed_group(partition, order_no)[0]
 
     def ticket(self, ebp: str = EBP, order_no: str = ORDER_NO) -> Ticket | None:
         group = self.group(order_no)
         return None if group is None else group.tickets.get(ebp)
 
     def ledger(self, buyer: str = BUYER) -> BuyerLedger:
-        stored = self.ledgers.get(buyer)
+        worker, partition = self.workers.owner_of(buyer)
+        stored = worker.pipeline.ledger.committed(partition, buyer.encode())
         return BuyerLedger() if stored is None else _LEDGER.decode(stored)
+
+    @property
+    def groups(self) -> dict[str, bytes]:
+        """Every group's stored value by orderNo, in every partition."""
+        return {
+            key.decode(): value
+            for worker in self.workers.workers
+            for partition in sorted(worker.pipeline.partitions)
+            for key, value in worker.pipeline.tickets.items(partition)
+            if not is_document_key(key)
+        }
 
     def decisions(self) -> list[Decision]:
         return [item for item in self.out if isinstance(item, Decision)]
@@ -221,60 +284,95 @@ class Driver:
 
     def stored(self, order_no: str = ORDER_NO) -> DocumentReader:
         """Reads the group's stored documents, decoded (as the pipeline gives them)."""
+        raw = self.raw(order_no)
 
         def read(kind: DocType, guid: str) -> Document:
-            raw = self.documents[document_key(order_no, guid)]
-            return decode_document(kind, raw, len(raw))
+            value = raw(guid)
+            if not value:
+                msg = f"document {guid} of orderNo {order_no!r} is not stored"
+                raise LookupError(msg)
+            return decode_document(kind, value, len(value))
 
         return read
 
     def raw(self, order_no: str = ORDER_NO) -> Callable[[str], bytes]:
-        """Reads the group's stored documents' bytes (as a lookup does)."""
-        return lambda guid: self.documents[document_key(order_no, guid)]
+        """Reads the group's stored documents' bytes (empty: not stored), as a lookup does."""
+        worker, partition = self.workers.owner_of(order_no)
+        return worker.pipeline.committed_group(partition, order_no)[1]
 
-    def _load(self, order_no: str) -> Group:
-        return self.group(order_no) or Group(order_no)
+    # what the pipeline produced, and the checks
 
-    def _save(self, group: Group, step: Step) -> None:
-        """Store what the step changed, as the pipeline does, and collect what it emitted."""
-        encoded = _ENCODER.encode(group)
-        assert _GROUP.decode(encoded) == group  # the state survives the store
-        if not group.empty():
-            self.groups[group.order_no] = encoded
+    def _take(self, produced: list[Produced]) -> list[Output]:
+        """Decode what the steps produced into :attr:`out` and :attr:`receipts`; check the
+        state; return the decisions and rejections."""
+        start = len(self.out)
+        topics = self.topics
+        for output in produced:
+            topic, value = output.topic, output.value or b""
+            # Each decoded as what encodes to the record's bytes again: nothing lost.
+            if topic in (topics.release, topics.divert):
+                decision = _DECISION.decode(value)
+                assert encode_json(decision) == value
+                assert output.key == decision.ticketId.encode()
+                assert topic == (
+                    topics.release if decision.decision == "RELEASE" else topics.divert
+                )
+                self.out.append(decision)
+            elif topic == topics.rejected:
+                rejection = _REJECTION.decode(value)
+                assert encode_json(rejection) == value
+                self.out.append(KeyedRejection(output.key, rejection))
+            elif topic == topics.receipt:
+                xml = dict(output.headers or ())["content-type"] == b"application/xml"
+                sender = output.key.decode() if output.key is not None else None
+                addressed = Addressed(sender, xml, decode_receipt(value, xml=xml))
+                assert encode_receipt(addressed) == (output.key, value, output.headers)
+                self.receipts.append(addressed)
+            elif topic == topics.tickets_changelog:
+                self._changelog(output)
+            else:  # the internal records the workers exchanged; the buyer ledgers' changelog
+                assert topic in (*topics.internal, topics.ledger_changelog), output
+        self._check()
+        return self.out[start:]
+
+    def _changelog(self, output: Produced) -> None:
+        key = output.key or b""
+        if not is_document_key(key):
+            return
+        if output.value is None:
+            assert key in self._documents, "a deleted document was stored"
+            self._documents.remove(key)
         else:
-            self.groups.pop(group.order_no, None)
-        for guid, written in step.documents.items():
-            key = document_key(group.order_no, guid)
-            if written is None:
-                assert key in self.documents, "a deleted document was stored"
-                del self.documents[key]
-            else:
-                assert key not in self.documents, "a document version is written once"
-                assert written.document.guid == guid  # the bytes' document
-                self.documents[key] = written.raw
-        held = {
-            document_key(order_no, stored.guid)
-            for order_no in self.groups
-            for ticket in _GROUP.decode(self.groups[order_no]).tickets.values()
-            for stored in (ticket.order, ticket.payment, ticket.logistics)
-            if stored is not None
-        }
-        assert held == set(self.documents), "the stored documents are the ones held"
+            assert key not in self._documents, "a document version is written once"
+            self._documents.add(key)
 
-        self._collect(step.emits)
-
-    def _collect(self, emits: list[Emit]) -> None:
-        for item in emits:
-            if isinstance(item, Addressed):
-                self.receipts.append(item)
-            elif isinstance(item, LedgerRequest):
-                assert item.ticket_partition == 0
-                encoded = _ENCODER.encode(item)
-                assert _REQUEST.decode(encoded) == item
-                self.requests.append(encoded)
-            else:
-                assert isinstance(item, Decision | KeyedRejection)  # (no reviews here)
-                self.out.append(item)
+    def _check(self) -> None:
+        stored: dict[bytes, bytes] = {}
+        held: dict[bytes, tuple[DocType, str]] = {}
+        for worker in self.workers.workers:
+            pipeline = worker.pipeline
+            assert pipeline.counts["rejected.INTERNAL"] == 0, "a record was set aside"
+            assert pipeline.counts["ledger.replayed"] == 0, "a ledger request came twice"
+            for partition in pipeline.partitions:
+                for key, value in pipeline.tickets.items(partition):
+                    if is_document_key(key):
+                        stored[key] = value
+                        continue
+                    group = _GROUP.decode(value)
+                    assert _ENCODER.encode(group) == value  # the state survives the store
+                    for ticket in group.tickets.values():
+                        for kind in ("order", "payment", "logistics"):
+                            doc = getattr(ticket, kind)
+                            if doc is not None:
+                                held[document_key(group.order_no, doc.guid)] = (kind, doc.guid)
+                for _, value in pipeline.ledger.items(partition):
+                    assert _ENCODER.encode(_LEDGER.decode(value)) == value
+        if self.rules.inline_documents:
+            held = {}  # in their groups' values
+        assert set(held) == set(stored), "the stored documents are the ones held"
+        assert self._documents == set(stored), "the changelog wrote what is stored"
+        for key, (kind, guid) in held.items():
+            assert decode_document(kind, stored[key], len(stored[key])).guid == guid
 
 
 # -- assertion helpers ----------------------------------------------------------------------
@@ -383,7 +481,7 @@ def test_a_clean_ticket_goes_to_the_buyer_ledger_before_it_is_released() -> None
     driver = Driver(auto_ledger=False)
     assert driver.clean() == []
     (request,) = (_REQUEST.decode(raw) for raw in driver.requests)
-    assert (request.ticket_partition, request.buyer, request.year) == (0, BUYER, 2026)
+    assert (request.ticket_partition, request.buyer, request.year) == (HOME, BUYER, 2026)
     assert wire(request.decision) == expected()
     assert driver.ticket().status == 1  # type: ignore[union-attr]  # PENDING
     decision = only_decision(driver.settle(T0 + 2500))
@@ -1178,15 +1276,20 @@ def test_an_outcome_for_another_revision_or_ticket_is_ignored() -> None:
     driver = Driver(auto_ledger=False)
     driver.clean()
     before = driver.groups[ORDER_NO]
-    for outcome in (
-        Outcome(ORDER_NO, EBP, 2, released=True),
-        Outcome(ORDER_NO, OTHER_EBP, 1, released=True),
+    for n, outcome in enumerate(
+        (Outcome(ORDER_NO, EBP, 2, released=True), Outcome(ORDER_NO, OTHER_EBP, 1, released=True))
     ):
         group = driver.group()
         assert group is not None
         step = apply_outcome(RULES, 0, group, driver.stored(), outcome, T0 + 3000, 0)
         assert (step.emits, step.changed, step.documents) == ([], False, {})
         assert _ENCODER.encode(group) == before
+        # and on the outcomes topic, to the ticket's worker: nothing produced, nothing written
+        value = _ENCODER.encode(outcome)
+        record = Record(driver.topics.outcomes, HOME, n, T0 + 3000, ORDER_NO.encode(), value)
+        assert driver.workers.consume(record, T0 + 3000) == []
+        assert driver.groups[ORDER_NO] == before
+    assert driver.requests  # still pending at the ledger
 
 
 # -- the annual limit across tickets -----------------------------------------------------------
