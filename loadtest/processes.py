@@ -16,6 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from streams.settings import Settings
 from streams.topics import create_topics
 
@@ -92,6 +94,24 @@ class Worker:
                 return status
         except (OSError, ValueError):
             return None
+
+    def transactions(self) -> tuple[float, float] | None:
+        """The worker's committed transactions so far and their total time in seconds (its
+        /metrics), or None if it does not answer."""
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                text = answer.read().decode()
+        except (OSError, ValueError):
+            return None
+        count = seconds = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "sandan_transactions_total":
+                    count += sample.value if sample.labels.get("result") == "committed" else 0
+                elif sample.name == "sandan_transaction_duration_seconds_sum":
+                    seconds = sample.value
+        return count, seconds
 
     def check(self) -> None:
         """Raise RunError if the worker has exited."""

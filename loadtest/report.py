@@ -37,6 +37,14 @@ __all__ = ("RunInfo", "analyse", "steady_window", "write_report")
 Floats = NDArray[np.float64]
 
 
+class Transactions(msgspec.Struct, kw_only=True):
+    """The Kafka transactions one worker committed while the load was sent (its /metrics)."""
+
+    count: int
+    seconds: float  # their total time, begin to commit
+    span_s: float  # between the two readings
+
+
 class RunInfo(msgspec.Struct, kw_only=True):
     """What the runner knows about the run besides the outputs."""
 
@@ -47,6 +55,7 @@ class RunInfo(msgspec.Struct, kw_only=True):
     ceiling: CeilingResult | None
     drained_at: float  # wall time the drain was judged complete
     notes: list[str] = []
+    transactions: dict[str, Transactions] = {}  # by worker
 
 
 def steady_window(
@@ -160,15 +169,18 @@ def analyse(run: RunInfo, stats: OutputStats, out: Path) -> dict[str, Any]:
             "verification above holds for an overloaded run too."
         )
     names = sorted({name for s in run.samples for name in s.processes})
-    resources: dict[str, dict[str, float]] = {}
+    resources: dict[str, dict[str, float | None]] = {}
     for name in names:
         cpu = [s.processes[name].cpu for s in run.samples if name in s.processes]
         rss = [s.processes[name].rss_mb for s in run.samples if name in s.processes]
         window = [
             s.processes[name].cpu for s in run.samples if name in s.processes and start <= s.t < end
         ]
+        mean = float(np.mean(window)) if window else 0.0
         resources[name] = {
-            "cpu_mean_steady": round(float(np.mean(window)), 1) if window else 0.0,
+            "cpu_mean_steady": round(mean, 1),
+            # CPU time a ticket costs it: its share of a core over the tickets a second
+            "cpu_ms_per_ticket": round(mean / 100 * 60_000 / per_min, 3) if per_min else None,
             "cpu_max": max(cpu, default=0.0),
             "rss_mb_max": max(rss, default=0.0),
             "rss_mb_last": rss[-1] if rss else 0.0,
@@ -213,6 +225,14 @@ def analyse(run: RunInfo, stats: OutputStats, out: Path) -> dict[str, Any]:
             "at_steady_end": at_end[-1] if at_end else None,
         },
         "resources": resources,
+        "transactions": {
+            name: {
+                "count": t.count,
+                "per_s": round(t.count / t.span_s, 1) if t.span_s else None,
+                "mean_ms": round(1000 * t.seconds / t.count, 1) if t.count else None,
+            }
+            for name, t in run.transactions.items()
+        },
         "ceiling": ceiling,
         "ratio_to_ceiling": round(ratio, 3) if ratio is not None else None,
         "driver": {k: v for k, v in msgspec.to_builtins(driver).items() if k != "sent_per_second"},
@@ -315,19 +335,33 @@ def _markdown(report: dict[str, Any]) -> str:
         f"({_fmt(lag['max_seconds_of_load'])} s of load), mean in the steady "
         f"part {_fmt(lag['steady_mean'])}, at its end {_fmt(lag['at_steady_end'])}.",
         "",
-        "| process | CPU % mean (steady) | CPU % max | RSS MB max | RSS MB last |",
-        "|---|---|---|---|---|",
+        "| process | CPU % mean (steady) | CPU ms per ticket (steady) | CPU % max | RSS MB max "
+        "| RSS MB last |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in report["resources"].items():
         lines.append(
-            f"| {name} | {r['cpu_mean_steady']} | {r['cpu_max']} | {r['rss_mb_max']} | "
-            f"{r['rss_mb_last']} |"
+            f"| {name} | {r['cpu_mean_steady']} | {_fmt(r.get('cpu_ms_per_ticket'))} | "
+            f"{r['cpu_max']} | {r['rss_mb_max']} | {r['rss_mb_last']} |"
         )
     lines += [
         "",
         "CPU % is of one core; `machine` is every process on the machine (its RSS column: the",
-        "memory in use), so other load on the machine shows there.",
+        "memory in use), so other load on the machine shows there. CPU ms per ticket: the",
+        "steady part's mean CPU over the tickets decided a second in it.",
         "",
+    ]
+    if report.get("transactions"):
+        lines += [
+            "Kafka transactions committed while the load was sent (each worker's /metrics):",
+            "",
+            "| worker | transactions | per second | mean ms (begin to commit) |",
+            "|---|---|---|---|",
+        ]
+        for name, t in report["transactions"].items():
+            lines.append(f"| {name} | {t['count']:,} | {_fmt(t['per_s'])} | {_fmt(t['mean_ms'])} |")
+        lines.append("")
+    lines += [
         "## Outcomes",
         "",
     ]

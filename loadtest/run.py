@@ -50,7 +50,7 @@ from loadtest.driver import alert_env
 from loadtest.monitor import Monitor, broker_pid
 from loadtest.openloop import AS_FAST_AS_POSSIBLE, MIXES, DriverSummary, LoadSpec, plan_all
 from loadtest.processes import RunError, Worker, stop, tail, wait_ready
-from loadtest.report import RunInfo, write_report
+from loadtest.report import RunInfo, Transactions, write_report
 from loadtest.results import AlertFiles, ShardFiles, read_outputs, verify_shards
 from loadtest.truth import ALERT_WINDOW
 from streams.settings import Settings
@@ -120,6 +120,31 @@ async def _wait_drain(
         await consumer.stop()
     notes.append(f"the drain did not finish within {limit:.0f}s (input lag {monitor.last_lag})")
     return time.time(), notes
+
+
+async def _transactions(workers: list[Worker]) -> dict[str, tuple[float, float, float]]:
+    """Each worker's committed transactions and their total seconds, and when read."""
+    read = {}
+    for worker in workers:
+        counted = await asyncio.to_thread(worker.transactions)
+        if counted is not None:
+            read[worker.name] = (*counted, time.monotonic())
+    return read
+
+
+def _during(
+    before: dict[str, tuple[float, float, float]], after: dict[str, tuple[float, float, float]]
+) -> dict[str, Transactions]:
+    """The transactions each worker committed between two readings."""
+    return {
+        name: Transactions(
+            count=int(after[name][0] - counted),
+            seconds=round(after[name][1] - seconds, 3),
+            span_s=round(after[name][2] - at, 1),
+        )
+        for name, (counted, seconds, at) in before.items()
+        if name in after
+    }
 
 
 async def delete_topics(brokers: str, names: list[str]) -> None:
@@ -266,6 +291,7 @@ async def _load_and_report(
             print(f"run: {args.workers} worker(s) ready; load starts", flush=True)
             driver = _start_driver(spec, out)
             monitor.watch("driver", driver.pid)
+            before = await _transactions(workers)
             limit = time.monotonic() + args.duration * 2 + args.window + 180
             while driver.poll() is None and time.monotonic() < limit:
                 for worker in workers:
@@ -274,6 +300,7 @@ async def _load_and_report(
             if driver.poll() != 0:
                 msg = f"the driver failed or overran:\n{tail(out / 'driver.log')}"
                 raise RunError(msg)
+            transactions = _during(before, await _transactions(workers))
             summary = msgspec.json.decode((out / "driver.json").read_bytes(), type=DriverSummary)
             print(f"run: load sent ({summary.tickets} tickets); draining", flush=True)
             drained_at, notes = await _wait_drain(
@@ -333,6 +360,7 @@ async def _load_and_report(
         ceiling=ceiling,
         drained_at=drained_at,
         notes=notes,
+        transactions=transactions,
     )
     report = write_report(info, stats, out)
     return 0 if report["verification"]["ok"] else 1

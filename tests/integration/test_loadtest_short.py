@@ -92,6 +92,15 @@ def test_short_run_verifies_and_reports(brokers: str, tmp_path: Path) -> None:
     for name in ("worker-1", "broker", "driver"):
         assert resources[name]["rss_mb_max"] > 10, name
         assert resources[name]["cpu_max"] > 0, name
+        assert resources[name]["cpu_ms_per_ticket"] > 0, name  # (the steady part had tickets)
+    # the worker's transactions while the load was sent, read from its /metrics
+    transactions = report["transactions"]
+    workers = {f"worker-{n}" for n in range(1, report["config"]["workers"] + 1)}
+    assert set(transactions) == workers
+    for name, committed in transactions.items():
+        assert committed["count"] > 0 and committed["per_s"] > 0 and committed["mean_ms"] > 0, name
+    assert "| worker-1 | " in (out / "report.md").read_text().split("transactions committed")[1]
+    print(f"short load test: resources {resources}, transactions {transactions}")
 
     ceiling = report["ceiling"]
     assert ceiling["complete"] and ceiling["records_per_s"] > 0
