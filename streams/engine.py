@@ -86,8 +86,14 @@ CAUGHT_UP_MARGIN_MS = 2 * FETCH_MAX_WAIT_MS
 # checked with the brokers.
 STOOD_STILL = 1.0
 # How often a worker tells the others how far it has routed (streams/hops.py) when it has
-# nothing else to write; a step that writes anyway tells them every time.
+# nothing else to write; a step that writes anyway tells them every time. Each such mark is a
+# transaction of its own, on every partition marked: two idle workers marking every 50 ms
+# cost the broker half a core. So after IDLE_AFTER_MS without a step that wrote, a worker
+# marks every IDLE_MARK_EVERY_MS: a document that then arrives waits for the others' next mark
+# at most that long, once; the first step that writes brings the 50 ms back.
 MARK_EVERY_MS = 50
+IDLE_AFTER_MS = 1_000
+IDLE_MARK_EVERY_MS = 250
 TRANSACTION_TIMEOUT_MS = 30_000
 # A new owner waits for the previous owner's pending transaction (at most its timeout) before
 # it reads the committed offsets; the client calls below are bounded by the same margin.
@@ -165,6 +171,7 @@ class Engine:
         self._marks: dict[TopicPartition, dict[tuple[str, int], int]] = {}
         self._remote_origins: list[tuple[str, int]] = []  # input partitions of other workers
         self._routing_marker, self._applying_marker = _Marker(), _Marker()
+        self._mark_clock = _MarkClock()
         self.routed_until = 0  # as of the last step: see _arrived_until
         self.watermark = 0  # as of the last step: see _ordered_until
         self._paused: set[TopicPartition] = set()
@@ -463,9 +470,7 @@ class Engine:
         self._pause_overfull(routed_until)
         try:
             outputs = self.pipeline.process(records, now_ms, until)
-            busy = bool(outputs)
-            outputs += self._routing_marks(routed_until, now_ms, busy)
-            outputs += self._applying_marks(until, now_ms, busy)
+            outputs += self._step_marks(routed_until, until, now_ms, busy=bool(outputs))
             written = {}
             if outputs or records:  # (what was only routed and held commits with its turn)
                 written = await self._produce_transaction(outputs, offsets)
@@ -751,23 +756,31 @@ class Engine:
             "waiting_for": None if lowest is None else {"mark": lowest[0], "of": lowest[1]},
         }
 
-    def _routing_marks(self, routed_until: int, now_ms: int, busy: bool) -> list[Output]:
+    def _step_marks(
+        self, routed_until: int, applied_until: int, now_ms: int, busy: bool
+    ) -> list[Output]:
+        """The marks of a step (``busy``: it writes anyway), when the marks' clock says so:
+        each kind whose time moved on."""
+        if not self._mark_clock.due(now_ms, busy):
+            return []
+        return self._routing_marks(routed_until) + self._applying_marks(applied_until)
+
+    def _routing_marks(self, routed_until: int) -> list[Output]:
         """This worker's routing marks, for every repartition partition it does not own: how
-        far it has routed its input partitions (streams/hops.py)."""
+        far it has routed its input partitions (streams/hops.py), if that moved on."""
         owned = sorted(self.assignment)
         others = [p for p in range(self.settings.partitions) if p not in self.assignment]
-        if not owned or not others or not self._routing_marker.due(routed_until, now_ms, busy):
+        if not owned or not others or not self._routing_marker.moved(routed_until):
             return []
         origins = [(topic, p) for topic in self.topics.inputs for p in owned]
         return _marks(self.topics.repartition, others, routed_until, origins)
 
-    def _applying_marks(self, applied_until: int, now_ms: int, busy: bool) -> list[Output]:
+    def _applying_marks(self, applied_until: int) -> list[Output]:
         """This worker's applying marks, for every ledger partition (its own too: its requests
-        go through the topic when it is not alone): how far it has applied documents."""
+        go through the topic when it is not alone): how far it has applied documents, if that
+        moved on."""
         owned = sorted(self.assignment)
-        if not owned or not self._remote_origins:
-            return []
-        if not self._applying_marker.due(applied_until, now_ms, busy):
+        if not owned or not self._remote_origins or not self._applying_marker.moved(applied_until):
             return []
         origins = [(TICKETS, p) for p in owned]
         everyone = list(range(self.settings.partitions))
@@ -791,22 +804,41 @@ def _marks(
 
 
 class _Marker:
-    """When a worker writes its marks of one kind: when the time they tell moved on, with every
-    step that writes anyway, else every MARK_EVERY_MS."""
+    """How far a worker's marks of one kind told the others."""
 
     def __init__(self) -> None:
         self.until = 0
-        self.at = 0
 
-    def due(self, until: int, now_ms: int, busy: bool) -> bool:
-        if until <= self.until or (not busy and now_ms - self.at < MARK_EVERY_MS):
+    def moved(self, until: int) -> bool:
+        """Whether ``until`` is news (then it is the new mark)."""
+        if until <= self.until:
             return False
-        self.until, self.at = until, now_ms
+        self.until = until
         return True
 
     def reset(self) -> None:
         """The partitions moved: their new owners hear from this worker at once."""
         self.until = 0
+
+
+class _MarkClock:
+    """When a step writes its marks: every step that writes anyway, else every MARK_EVERY_MS,
+    or IDLE_MARK_EVERY_MS once no step has written for IDLE_AFTER_MS. Both kinds of marks go
+    together, in one transaction."""
+
+    def __init__(self) -> None:
+        self.at = 0  # the last step that marked
+        self.busy_at = 0  # the last step that wrote anyway
+
+    def due(self, now_ms: int, busy: bool) -> bool:
+        if busy:
+            self.at = self.busy_at = now_ms
+            return True
+        idle = now_ms - self.busy_at >= IDLE_AFTER_MS
+        if now_ms - self.at < (IDLE_MARK_EVERY_MS if idle else MARK_EVERY_MS):
+            return False
+        self.at = now_ms
+        return True
 
 
 class _Queue(NamedTuple):

@@ -11,7 +11,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from schemas.keys import murmur2_partition
 from schemas.outputs import Source
-from streams.engine import MARK_EVERY_MS, MAX_HELD, Engine
+from streams.engine import IDLE_AFTER_MS, IDLE_MARK_EVERY_MS, MARK_EVERY_MS, MAX_HELD, Engine
 from streams.hops import (
     MARK,
     TICKETS,
@@ -90,11 +90,11 @@ def test_one_worker_alone_waits_for_nobody(engine: Engine) -> None:
     engine.assignment = {0, 1}
     engine._remote_origins = engine._others_inputs()
     assert engine._ordered_until(T0) == T0
-    assert engine._routing_marks(T0, T0, busy=True) == []
+    assert engine._routing_marks(T0) == []
 
 
 def test_marks_go_to_every_partition_of_the_others_when_the_time_moved_on(engine: Engine) -> None:
-    (out,) = engine._routing_marks(T0, T0, busy=False)
+    (out,) = engine._routing_marks(T0)
     assert (out.topic, out.partition, out.key, out.headers) == (
         engine.topics.repartition,
         1,
@@ -103,12 +103,45 @@ def test_marks_go_to_every_partition_of_the_others_when_the_time_moved_on(engine
     )
     record = Record(out.topic, 1, 0, 0, None, out.value, tuple(out.headers or ()))
     assert read_mark(record) == Mark(T0, [(topic, 0) for topic in engine.topics.inputs])
-    assert engine._routing_marks(T0, T0 + 1000, busy=True) == []  # not moved on
-    assert engine._routing_marks(T0 + 10, T0 + 10, busy=False) == []  # too soon, idle
-    assert len(engine._routing_marks(T0 + 10, T0 + 10, busy=True)) == 1  # writes anyway
-    assert engine._routing_marks(T0 + 20, T0 + 20 + MARK_EVERY_MS - 11, busy=False) == []
-    assert len(engine._routing_marks(T0 + 20, T0 + 10 + MARK_EVERY_MS, busy=False)) == 1
-    assert engine._routing_marks(0, T0 + 10**6, busy=True) == []  # nothing routed yet
+    assert engine._routing_marks(T0) == []  # not moved on
+    assert len(engine._routing_marks(T0 + 10)) == 1
+    assert engine._routing_marks(0) == []  # not moved on (nothing routed yet, for a new one)
+
+
+def test_a_step_marks_when_it_writes_anyway_else_every_50_ms(engine: Engine) -> None:
+    """Both kinds together: routing marks to the others' repartition partition (1), applying
+    marks to every ledger partition (0, 1)."""
+    topics = engine.topics
+
+    def marks(at: int, *, busy: bool, moved: int = 0) -> list[tuple[str, int | None]]:
+        outputs = engine._step_marks(at + moved, at + moved, at, busy=busy)
+        return [(o.topic, o.partition) for o in outputs]
+
+    both = [(topics.repartition, 1), (topics.ledger, 0), (topics.ledger, 1)]
+    assert marks(T0, busy=True) == both
+    assert marks(T0 + 10, busy=False) == []  # too soon, and nothing written anyway
+    assert marks(T0 + 20, busy=True) == both  # writes anyway
+    assert marks(T0 + 20 + MARK_EVERY_MS - 1, busy=False) == []
+    assert marks(T0 + 20 + MARK_EVERY_MS, busy=False) == both
+    assert marks(T0 + 20 + 2 * MARK_EVERY_MS, busy=True, moved=-1000) == []  # not moved on
+
+
+def test_an_idle_worker_marks_less_often_until_a_step_writes_again(engine: Engine) -> None:
+    """Idle marks are transactions of their own: after IDLE_AFTER_MS without a step that wrote,
+    every IDLE_MARK_EVERY_MS instead of every MARK_EVERY_MS."""
+
+    def marked(at: int, *, busy: bool = False) -> bool:
+        return bool(engine._step_marks(at, at, at, busy=busy))
+
+    assert marked(T0, busy=True)
+    assert marked(T0 + MARK_EVERY_MS)  # busy lately: every 50 ms
+    idle = T0 + IDLE_AFTER_MS  # idle from here
+    assert marked(idle)
+    assert not marked(idle + MARK_EVERY_MS)
+    assert not marked(idle + IDLE_MARK_EVERY_MS - 1)
+    assert marked(idle + IDLE_MARK_EVERY_MS)
+    assert marked(idle + IDLE_MARK_EVERY_MS + 1, busy=True)  # writes anyway
+    assert marked(idle + IDLE_MARK_EVERY_MS + 1 + MARK_EVERY_MS)  # busy lately again
 
 
 def test_partitions_resume_at_their_first_record_still_held(engine: Engine) -> None:
@@ -238,7 +271,7 @@ def test_the_ledger_decides_up_to_where_every_worker_has_applied(engine: Engine)
 
 
 def test_applying_marks_go_to_every_ledger_partition_unless_alone(engine: Engine) -> None:
-    outputs = engine._applying_marks(T0, T0, busy=True)
+    outputs = engine._applying_marks(T0)
     assert [(o.topic, o.partition) for o in outputs] == [
         (engine.topics.ledger, 0),
         (engine.topics.ledger, 1),
@@ -247,5 +280,5 @@ def test_applying_marks_go_to_every_ledger_partition_unless_alone(engine: Engine
     assert read_mark(record) == Mark(T0, [(TICKETS, 0)])
     engine.assignment = {0, 1}
     engine._remote_origins = engine._others_inputs()
-    assert engine._applying_marks(T0 + 100, T0 + 100, busy=True) == []
+    assert engine._applying_marks(T0 + 100) == []
     assert engine._decide_until() is None
