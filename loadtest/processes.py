@@ -85,27 +85,33 @@ class Worker:
                 stderr=subprocess.STDOUT,
             )
 
+    def _get(self, path: str, timeout: float) -> bytes | None:
+        """The body of the worker's ``GET path``, or None if it does not answer."""
+        url = f"http://127.0.0.1:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
+                body: bytes = answer.read()
+                return body
+        except OSError:
+            return None
+
     def status(self) -> dict[str, Any] | None:
         """The worker's /status, or None if it does not answer."""
-        url = f"http://127.0.0.1:{self.port}/status"
+        body = self._get("/status", 2)
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                status: dict[str, Any] = json.loads(answer.read())
-                return status
-        except (OSError, ValueError):
+            status: dict[str, Any] | None = None if body is None else json.loads(body)
+        except ValueError:
             return None
+        return status
 
     def transactions(self) -> tuple[float, float] | None:
         """The worker's committed transactions so far and their total time in seconds (its
         /metrics), or None if it does not answer."""
-        url = f"http://127.0.0.1:{self.port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                text = answer.read().decode()
-        except (OSError, ValueError):
+        body = self._get("/metrics", 5)
+        if body is None:
             return None
         count = seconds = 0.0
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(body.decode()):
             for sample in family.samples:
                 if sample.name == "sandan_transactions_total":
                     count += sample.value if sample.labels.get("result") == "committed" else 0
